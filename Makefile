@@ -1,0 +1,72 @@
+# llmsizing developer entry points.
+#   make venv      create .venv and install the package with its test extra (idempotent)
+#   make sysdeps   install the Debian libraries WeasyPrint needs, plus poppler-utils
+#   make test      run the test suite
+#   make report    render the default scenario (DEFAULT_PARAMS) to reports/
+#   make bench     run the benchmarks
+#   make clean     remove caches and build leftovers (keeps .venv and reports/)
+#   make distclean clean, and remove .venv too
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+# Stamp lives inside the venv: deleting .venv forces a reinstall, editing
+# pyproject.toml forces a reinstall, anything else is a no-op.
+VENV_STAMP := $(VENV)/.llmsizing-installed.stamp
+
+DEFAULT_PARAMS ?= params/deepseek-r1-family.yaml
+
+# Shared libraries WeasyPrint loads through cffi (Pango >= 1.44, HarfBuzz with
+# its font subsetter, fontconfig), the report font (DejaVu), and poppler-utils
+# (pdftotext/pdftoppm) for looking at the PDFs.
+SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
+           libfontconfig1 fonts-dejavu-core poppler-utils
+
+.PHONY: venv sysdeps test report bench clean distclean
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+sysdeps:
+	@missing=""; \
+	if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  echo "sysdeps: not a Debian system; install Pango >= 1.44, HarfBuzz, fontconfig, DejaVu fonts and poppler-utils yourself."; \
+	  exit 0; \
+	fi; \
+	for p in $(SYSDEPS); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "sysdeps: all present"; exit 0; fi; \
+	if [ "$$(id -u)" = "0" ]; then \
+	  echo "sysdeps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "sysdeps: missing Debian packages:$$missing"; \
+	  echo "sysdeps: run as root: apt-get update && apt-get install -y$$missing"; \
+	fi
+
+test: venv sysdeps
+	$(VPY) -m pytest -q tests
+
+report: venv sysdeps
+	$(VENV)/bin/llmsizing run $(DEFAULT_PARAMS)
+
+bench: venv
+	$(VPY) benchmarks/run.py
+
+clean:
+	rm -rf build dist .pytest_cache .hypothesis lib/*.egg-info *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``llmsizing`` command line, one module each."""

@@ -1,0 +1,102 @@
+"""``llmsizing models``, ``llmsizing gpus``, ``llmsizing model MODEL``."""
+
+from __future__ import annotations
+
+from .. import architecture as A
+from .. import catalog
+from ..units import GiB, fmt_count
+
+
+def model_summary(spec) -> dict:
+    """The facts ``llmsizing model --json`` prints for one model."""
+    entry = catalog.model_entry(spec)
+    return {
+        "model": spec.slug,
+        "name": spec.name,
+        "hf_id": spec.hf_id,
+        "family": spec.family,
+        "params_total": A.params_total(spec),
+        "params_active": A.params_active(spec),
+        "params_mtp": A.params_mtp(spec),
+        "params_published": spec.params_published,
+        "checkpoint_params_published": entry.checkpoint_params_published if entry else None,
+        "params_by_component": A.params_by_group(spec),
+        "kv_cache_bytes_per_token": round(A.kv_cache_bytes_per_token(spec, 2.0)),
+        "kv_cache_bytes_per_token_note": "bf16 K/V (2 bytes per element), all layers at full context"
+        + ("; MLA latent cache (kv_lora_rank + qk_rope_head_dim)" if spec.is_mla else ""),
+        "layers": spec.num_layers,
+        "hidden_size": spec.hidden_size,
+        "attention_heads": spec.num_heads,
+        "kv_heads": spec.num_kv_heads,
+        "head_dim": spec.head_dim,
+        "vocab_size": spec.vocab_size,
+        "tied_embeddings": spec.tie_embeddings,
+        "moe": {"experts": spec.num_experts, "experts_per_token": spec.experts_per_token,
+                "shared_experts": spec.num_shared_experts, "moe_layers": len(spec.moe_layers)} if spec.is_moe else None,
+        "mla": {"kv_lora_rank": spec.kv_lora_rank, "q_lora_rank": spec.q_lora_rank,
+                "qk_rope_head_dim": spec.qk_rope_head_dim} if spec.is_mla else None,
+        "sliding_window": spec.sliding_window or None,
+        "sliding_layers": len(spec.sliding_layers),
+        "max_context_tokens": spec.max_context_tokens,
+        "checkpoint_format": spec.checkpoint_format,
+        "forward_flop_per_token_at_4k": A.forward_flop_per_token(spec, 4096),
+    }
+
+
+def _cmd_models(args) -> int:
+    from ..cli import print_json
+
+    models = catalog.list_models()
+    if args.json:
+        print_json([{"model": s.slug, "hf_id": s.hf_id, "family": s.family, "params_total": A.params_total(s),
+                     "params_active": A.params_active(s)} for s in models])
+        return 0
+    print(f"{'slug':34} {'family':12} {'params':>10} {'active':>10}  hf_id")
+    for s in models:
+        print(f"{s.slug:34} {s.family:12} {fmt_count(A.params_total(s)):>10} {fmt_count(A.params_active(s)):>10}  {s.hf_id}")
+    return 0
+
+
+def _cmd_gpus(args) -> int:
+    from ..cli import print_json
+
+    gpus = catalog.list_gpus()
+    if args.json:
+        print_json([{"gpu": g.slug, "name": g.name, "memory_bytes": g.memory_bytes,
+                     "mem_bw_bytes_per_s": g.mem_bw_bytes_per_s, "flop_per_s": dict(g.flop_per_s),
+                     "interconnect": g.interconnect, "intra_node_bytes_per_s": g.intra_node_bytes_per_s,
+                     "node_gpus_max": g.node_gpus_max, "tdp_w": g.tdp_w, "confidence": g.confidence} for g in gpus])
+        return 0
+    print(f"{'slug':16} {'memory':>11} {'HBM/GDDR':>11} {'bf16 dense':>12} {'fp8 dense':>12}  name")
+    for g in gpus:
+        bf16 = g.flop_per_s.get("bf16") or g.flop_per_s.get("fp16")
+        fp8 = g.flop_per_s.get("fp8")
+        print(f"{g.slug:16} {g.memory_bytes / GiB:7.1f} GiB {g.mem_bw_bytes_per_s / 1e9:6.0f} GB/s "
+              f"{(bf16 or 0) / 1e12:7.1f} TF/s {(f'{fp8 / 1e12:7.1f} TF/s') if fp8 else '          —'}  {g.name}")
+    return 0
+
+
+def _cmd_model(args) -> int:
+    from ..cli import print_json
+
+    spec = catalog.load_model(args.model)
+    info = model_summary(spec)
+    if args.json:
+        print_json(info)
+        return 0
+    for k, v in info.items():
+        print(f"{k:32} {v}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list the model catalog")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_models)
+    p = sub.add_parser("gpus", help="list the GPU catalog")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_gpus)
+    p = sub.add_parser("model", help="architecture facts of one model")
+    p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_model)

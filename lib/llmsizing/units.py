@@ -1,0 +1,174 @@
+"""Units: base-unit constants, parsing of human sizes and durations, explicit formatting.
+
+Inside the library every quantity is a plain number in base units: bytes, FLOP, seconds,
+bytes per second, FLOP per second. Conversion happens only at the edges (catalog loading,
+command-line parsing, formatting for people). Sizes shown to people always say GiB (2^30)
+or GB (10^9); never a bare "G".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .errors import ScenarioError
+
+KB = 10**3
+MB = 10**6
+GB = 10**9
+TB = 10**12
+KiB = 2**10
+MiB = 2**20
+GiB = 2**30
+TiB = 2**40
+
+TERA = 10**12
+GIGA = 10**9
+
+SECONDS_PER_HOUR = 3600.0
+SECONDS_PER_DAY = 86400.0
+
+_DECIMAL = {"": 1, "K": KB, "M": MB, "G": GB, "T": TB, "P": 10**15}
+_BINARY = {"KI": KiB, "MI": MiB, "GI": GiB, "TI": TiB, "PI": 2**50}
+
+DATA_UNITS = ("bytes", "tokens", "samples")
+
+DATA_FORMS = (
+    "a number with an optional K/M/G/T (10^3..10^12) or KiB..TiB suffix and a unit: "
+    "bytes of text ('1GB', '100 GB', '1G'), tokens ('15.6T tokens') or samples ('1K samples')"
+)
+
+_SIZE_RE = re.compile(
+    r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE](?P<exp>[+-]?[0-9]+))?\s*"
+    r"(?P<prefix>[KkMmGgTtPp][Ii]?)?\s*(?P<unit>[A-Za-z]*)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class DataSize:
+    """A dataset size: ``amount`` of ``unit`` (bytes of raw text, tokens or samples)."""
+
+    amount: float
+    unit: str  # one of DATA_UNITS
+    text: str  # what the user wrote, for reports
+
+
+def parse_data_size(text: str | int | float) -> DataSize:
+    """Parse a dataset size such as ``1K``, ``1GB``, ``100 GB``, ``15.6T tokens``, ``1K samples``.
+
+    A bare number or a bare prefix (``1G``) means bytes of raw text, as in the customer's
+    request. Raises ``ScenarioError`` naming the accepted forms on anything else.
+    """
+    if isinstance(text, bool):
+        raise ScenarioError(f"data size {text!r} is not a size; accepted: {DATA_FORMS}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+        unit = "bytes"
+        raw = str(text)
+    else:
+        raw = str(text)
+        m = _SIZE_RE.match(raw)
+        if not m:
+            raise ScenarioError(f"cannot parse data size {raw!r}; accepted: {DATA_FORMS}")
+        value = float(m.group("num")) * (10 ** int(m.group("exp")) if m.group("exp") else 1)
+        prefix = (m.group("prefix") or "").upper()
+        word = m.group("unit").lower()
+        mult = _BINARY[prefix] if prefix in _BINARY else _DECIMAL[prefix]
+        if word in ("", "b", "byte", "bytes"):
+            unit = "bytes"
+        elif word in ("token", "tokens", "tok"):
+            unit = "tokens"
+        elif word in ("sample", "samples", "examples", "rows"):
+            unit = "samples"
+        else:
+            raise ScenarioError(f"unknown unit {m.group('unit')!r} in data size {raw!r}; accepted: {DATA_FORMS}")
+        value *= mult
+    if not math.isfinite(value) or value <= 0:
+        raise ScenarioError(f"data size {raw!r} must be a positive finite amount; accepted: {DATA_FORMS}")
+    return DataSize(amount=value, unit=unit, text=raw)
+
+
+_DUR_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z]*)\s*$")
+_DUR_UNITS = {
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0, "": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+    "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
+}
+DURATION_FORMS = "a positive number with s, m, h (default), d or w, e.g. '24h', '1d', '90m'"
+
+
+def parse_duration_s(text: str | int | float) -> float:
+    """Parse a duration (``24h``, ``1d``, ``90m``; a bare number is hours) into seconds."""
+    if isinstance(text, bool):
+        raise ScenarioError(f"duration {text!r} is not a duration; accepted: {DURATION_FORMS}")
+    if isinstance(text, (int, float)):
+        seconds = float(text) * 3600.0
+        raw = str(text)
+    else:
+        raw = str(text)
+        m = _DUR_RE.match(raw)
+        if not m or m.group("unit").lower() not in _DUR_UNITS:
+            raise ScenarioError(f"cannot parse duration {raw!r}; accepted: {DURATION_FORMS}")
+        seconds = float(m.group("num")) * _DUR_UNITS[m.group("unit").lower()]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ScenarioError(f"duration {raw!r} must be positive; accepted: {DURATION_FORMS}")
+    return seconds
+
+
+_MEM_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?)\s*(?P<unit>GiB|GB|MiB|MB|TiB|TB)\s*$", re.I)
+
+
+def parse_memory_bytes(text: str) -> int:
+    """Parse a memory capacity that states its unit explicitly (``24GiB``, ``80 GB``)."""
+    m = _MEM_RE.match(str(text))
+    if not m:
+        raise ScenarioError(f"cannot parse memory size {text!r}; write it with GiB or GB, e.g. '24GiB' or '80GB'")
+    unit = m.group("unit")
+    factor = {"gib": GiB, "gb": GB, "mib": MiB, "mb": MB, "tib": TiB, "tb": TB}[unit.lower()]
+    value = float(m.group("num")) * factor
+    if value <= 0:
+        raise ScenarioError(f"memory size {text!r} must be positive")
+    return int(value)
+
+
+def fmt_gib(n_bytes: float, digits: int = 1) -> str:
+    """Format bytes as GiB (2^30), with the unit."""
+    return f"{n_bytes / GiB:,.{digits}f} GiB"
+
+
+def fmt_gb(n_bytes: float, digits: int = 1) -> str:
+    """Format bytes as GB (10^9), with the unit."""
+    return f"{n_bytes / GB:,.{digits}f} GB"
+
+
+def fmt_bytes(n_bytes: float) -> str:
+    """Format bytes in binary units with an explicit unit (MiB, GiB or TiB)."""
+    if n_bytes >= TiB:
+        return f"{n_bytes / TiB:,.2f} TiB"
+    if n_bytes >= GiB:
+        return f"{n_bytes / GiB:,.1f} GiB"
+    if n_bytes >= MiB:
+        return f"{n_bytes / MiB:,.0f} MiB"
+    return f"{n_bytes:,.0f} B"
+
+
+def fmt_count(n: float) -> str:
+    """Format a count with a K/M/B/T suffix (parameters, tokens)."""
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:,.2f}{suffix}"
+    return f"{n:,.0f}"
+
+
+def fmt_hours(hours: float) -> str:
+    """Format a duration in hours for people (minutes below an hour, days above 48 h)."""
+    if not math.isfinite(hours):
+        return "n/a"
+    if hours < 1:
+        return f"{hours * 60:,.1f} min"
+    if hours > 48:
+        return f"{hours / 24:,.1f} days"
+    return f"{hours:,.1f} h"
