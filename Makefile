@@ -30,10 +30,14 @@ SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
 
 venv: $(VENV_STAMP)
 
+# PIP_QUIET_FILTER hides one harmless warning per package that this machine's pip
+# configuration prints (a local mirror listing folders that do not exist).
+PIP_QUIET_FILTER := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+
 $(VENV_STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -e '.[test]'
+	$(VPY) -m pip install --quiet --upgrade pip 2>&1 | $(PIP_QUIET_FILTER)
+	$(VPY) -m pip install --quiet -e '.[test]' 2>&1 | $(PIP_QUIET_FILTER)
 	@touch $@
 
 sysdeps:

@@ -73,8 +73,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = root / "run" / "report.ipynb"
     html = root / "run" / "report.html"
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MPLBACKEND", raising=False)  # the kernel must use the inline backend
+        mp.setenv("MPLBACKEND", "Agg")  # render must still get inline figures from the kernel
         execute_notebook(src, out, {"gpu_name": "H100-SXM-80GB", "users": 3}, cwd=root)
+        assert os.environ["MPLBACKEND"] == "Agg", "execute_notebook must restore MPLBACKEND"
     notebook_to_html(
         out,
         html,

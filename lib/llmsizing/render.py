@@ -94,6 +94,31 @@ def _atomic_target(path: str | os.PathLike[str], suffix: str) -> Iterator[Path]:
             tmp.unlink()
 
 
+#: Matplotlib backend the report kernel must use so figures become notebook outputs.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+@contextlib.contextmanager
+def _report_kernel_env() -> Iterator[None]:
+    """Make the kernel papermill starts draw figures inline, whatever the caller's MPLBACKEND.
+
+    The kernel inherits this process's environment; an inherited ``MPLBACKEND=Agg`` (common
+    in test suites and headless servers) would silently drop every figure from the report.
+    papermill offers no per-kernel environment, and already changes the process's working
+    directory for ``cwd``, so execution is not thread-safe either way: run scenarios in
+    parallel with processes, not threads.
+    """
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
+
+
 def _failed_path(output_path: Path) -> Path:
     """Where a partially executed notebook is kept: ``report.ipynb`` -> ``report.failed.ipynb``."""
     return output_path.with_name(f"{output_path.stem}.failed{output_path.suffix or '.ipynb'}")
@@ -130,7 +155,7 @@ def execute_notebook(
         raise RenderError(f"Report notebook {str(notebook)!r} does not exist; check the scenario's notebook path.")
 
     try:
-        with _atomic_target(output, ".ipynb") as tmp:
+        with _atomic_target(output, ".ipynb") as tmp, _report_kernel_env():
             try:
                 pm.execute_notebook(
                     str(notebook),
