@@ -29,6 +29,10 @@ from .units import GB, MiB, parse_memory_bytes
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CATALOG_FILE_BYTES = 1_000_000
+#: Largest number a catalog key may hold (all catalog units keep real values far below it).
+MAX_CATALOG_NUMBER = 1e15
+#: Most GPUs one node (one NVLink/PCIe domain) may hold; layouts are searched up to it.
+MAX_NODE_GPUS = 1024
 
 MODEL_KEYS = {
     "slug", "name", "hf_id", "aliases", "family", "params_published", "params_published_note",
@@ -72,6 +76,8 @@ def read_yaml_file(path: Path) -> Any:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise CatalogError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return safe_yaml_loads(text, str(path), CatalogError)
 
 
@@ -94,6 +100,10 @@ def safe_yaml_loads(text: str, where: str, error: type[Exception]) -> Any:
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(f"{where}:{line} invalid YAML: {problem}") from None
+    except RecursionError:
+        raise error(f"{where}: invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise error(f"{where}: invalid YAML: {' '.join(str(exc).split())[:200]}") from None
 
 
 def _check_keys(data: Any, required: set[str], where: str, optional: set[str] = frozenset()) -> None:
@@ -115,7 +125,16 @@ def _num(data: Mapping[str, Any], key: str, where: str, *, allow_null: bool = Fa
         raise CatalogError(f"{where}: key '{key}' must be a number, got {value!r}")
     if positive and value <= 0:
         raise CatalogError(f"{where}: key '{key}' must be positive, got {value!r}")
+    if abs(value) > MAX_CATALOG_NUMBER:
+        raise CatalogError(f"{where}: key '{key}' is implausibly large ({value!r}); check the unit")
     return value
+
+
+def _whole(data: Mapping[str, Any], key: str, where: str, maximum: int) -> int:
+    value = _num(data, key, where)
+    if value != int(value) or value > maximum:
+        raise CatalogError(f"{where}: key '{key}' must be a whole number from 1 to {maximum}, got {value!r}")
+    return int(value)
 
 
 def _str_list(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -155,13 +174,16 @@ def _model_entry(path: Path, data: dict) -> ModelEntry:
     _check_keys(data, MODEL_KEYS, where)
     if not isinstance(data["config"], dict):
         raise CatalogError(f"{where}: key 'config' must be a mapping")
+    for key in ("name", "hf_id"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise CatalogError(f"{where}: key '{key}' must be a non-empty string, got {data[key]!r}")
     if data["config"].get("model_type") != data["family"]:
         raise CatalogError(f"{where}: key 'family' ({data['family']}) differs from config.model_type")
     spec = model_spec_from_config(
         data["config"], slug=data["slug"], name=data["name"], where=where, hf_id=data["hf_id"],
         params_published=int(_num(data, "params_published", where)), sources=_str_list(data, "sources", where),
     )
-    ck = data.get("checkpoint_params_published")
+    ck = _num(data, "checkpoint_params_published", where, allow_null=True)
     return ModelEntry(spec, path, _str_list(data, "aliases", where), int(ck) if ck else None,
                       str(data["params_published_note"]))
 
@@ -196,7 +218,11 @@ def load_model(name: str) -> ModelSpec:
     if key.lower() in names:
         return model_entries()[names[key.lower()]].spec
     path = Path(key)
-    if key.endswith(".json") or path.is_file() or path.is_dir():
+    try:
+        is_path = key.endswith(".json") or path.is_file() or path.is_dir()
+    except OSError:  # e.g. a name longer than the file system allows: not a path
+        is_path = False
+    if is_path:
         return model_from_config_file(path)
     raise CatalogError(f"unknown model '{name}'{_suggest(key, sorted(model_entries()))} "
                        f"(run 'llmsizing models' for the list, or pass a path to a config.json)")
@@ -209,8 +235,11 @@ def model_entry(spec: ModelSpec) -> ModelEntry | None:
 
 def model_from_config_file(path: Path) -> ModelSpec:
     """Build a spec from a Hugging Face ``config.json`` (or a directory holding one)."""
-    if path.is_dir():
-        path = path / "config.json"
+    try:
+        if path.is_dir():
+            path = path / "config.json"
+    except OSError:
+        pass  # reading it below reports the problem
     where = str(path)
     try:
         raw = path.read_bytes()
@@ -224,6 +253,10 @@ def model_from_config_file(path: Path) -> ModelSpec:
         raise ConfigError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ConfigError(f"{where}: invalid JSON: {' '.join(str(exc).split())[:200]}") from None
     slug = path.parent.name or path.stem
     return model_spec_from_config(cfg, slug=slug, name=cfg.get("_name_or_path") if isinstance(cfg, dict) and isinstance(cfg.get("_name_or_path"), str) else slug, where=where)
 
@@ -258,7 +291,7 @@ def _gpu(path: Path, data: dict) -> GpuSpec:
         mem_bw_bytes_per_s=_num(data, "mem_bw_GB_per_s", where) * GB,
         flop_per_s=flops, interconnect=str(ic["type"]),
         intra_node_bytes_per_s=_num(ic, "intra_node_GB_per_s_unidirectional", f"{where}: interconnect") * GB,
-        nvlink=bool(ic["nvlink"]), node_gpus_max=int(_num(data, "node_gpus_max", where)),
+        nvlink=bool(ic["nvlink"]), node_gpus_max=_whole(data, "node_gpus_max", where, MAX_NODE_GPUS),
         tdp_w=_num(data, "tdp_W", where, allow_null=True), confidence=str(data["confidence"]),
         aliases=_str_list(data, "aliases", where), sources=_str_list(data, "sources", where),
         notes=str(data.get("notes") or ""),

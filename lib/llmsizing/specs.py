@@ -113,6 +113,20 @@ def _bool(cfg: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
     return value
 
 
+def _mapping(cfg: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = cfg.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: config field '{key}' must be an object, got {value!r}")
+    return value
+
+
+def _int_list(cfg: Mapping[str, Any], key: str, where: str) -> list[int]:
+    value = cfg.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"{where}: config field '{key}' must be a list of integers, got {value!r}")
+    return value
+
+
 def model_spec_from_config(
     cfg: Mapping[str, Any],
     *,
@@ -168,7 +182,9 @@ def model_spec_from_config(
         kw["qk_norm"] = True  # per-head q_norm/k_norm RMSNorm weights (transformers Qwen3Attention)
     if family == "gemma2":
         kw["norms_per_layer"] = 4  # pre/post attention and pre/post feed-forward RMSNorm
-    window = cfg.get("sliding_window")
+    window = 0
+    if family in ("qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral"):
+        window = _int(cfg, "sliding_window", where, default=0, minimum=0)
     if family in ("qwen2", "qwen3", "qwen3_moe"):
         if _bool(cfg, "use_sliding_window", False, where) and window:
             first = _int(cfg, "max_window_layers", where, default=L, minimum=0)
@@ -185,6 +201,8 @@ def model_spec_from_config(
     elif family == "gpt_oss":
         kw["sliding_window"] = int(_int(cfg, "sliding_window", where, default=128))
         types = cfg.get("layer_types")
+        if types and not isinstance(types, list):
+            raise ConfigError(f"{where}: config field 'layer_types' must be a list, got {types!r}")
         if types:
             kw["sliding_layers"] = tuple(i for i, t in enumerate(types) if t == "sliding_attention")
         else:  # alternating, starting with sliding (gpt-oss model card)
@@ -197,7 +215,7 @@ def model_spec_from_config(
     elif family == "qwen3_moe":
         E = _int(cfg, "num_experts", where)
         step = _int(cfg, "decoder_sparse_step", where, default=1)
-        mlp_only = set(cfg.get("mlp_only_layers") or [])
+        mlp_only = set(_int_list(cfg, "mlp_only_layers", where))
         kw.update(num_experts=E, experts_per_token=_int(cfg, "num_experts_per_tok", where),
                   moe_intermediate_size=_int(cfg, "moe_intermediate_size", where),
                   moe_layers=tuple(i for i in range(L) if i not in mlp_only and (i + 1) % step == 0))
@@ -207,7 +225,7 @@ def model_spec_from_config(
                   moe_intermediate_size=_int(cfg, "intermediate_size", where), moe_layers=tuple(range(L)),
                   router_bias=True, expert_bias=True, attention_sinks=True, qkv_bias=attention_bias,
                   o_bias=attention_bias)
-        if (cfg.get("quantization_config") or {}).get("quant_method") == "mxfp4":
+        if _mapping(cfg, "quantization_config", where).get("quant_method") == "mxfp4":
             kw["checkpoint_format"] = "mxfp4"
     elif family == "deepseek_v3":
         E = _int(cfg, "n_routed_experts", where)
@@ -228,7 +246,7 @@ def model_spec_from_config(
         )
         kw["head_dim"] = kw["qk_nope_head_dim"] + kw["qk_rope_head_dim"]
         kw["intermediate_size"] = _int(cfg, "intermediate_size", where)
-        q = cfg.get("quantization_config") or {}
+        q = _mapping(cfg, "quantization_config", where)
         if q.get("quant_method") == "fp8":
             kw["checkpoint_format"] = "fp8-block128"
     if kw["intermediate_size"] == 0 and len(kw.get("moe_layers", ())) < L:
@@ -243,10 +261,12 @@ def _mpt_spec(cfg, *, slug, name, where, hf_id, params_published, sources) -> Mo
     L = _int(cfg, "n_layers", where)
     V = _int(cfg, "vocab_size", where)
     ratio = cfg.get("expansion_ratio", 4)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1e6:
         raise ConfigError(f"{where}: config field 'expansion_ratio' must be a positive number, got {ratio!r}")
     no_bias = _bool(cfg, "no_bias", True, where)
-    attn_cfg = cfg.get("attn_config") or {}
+    attn_cfg = _mapping(cfg, "attn_config", where)
+    if h < n_h:
+        raise ConfigError(f"{where}: config field 'd_model' ({h}) is smaller than 'n_heads' ({n_h})")
     alibi = bool(attn_cfg.get("alibi", False))
     learned = _bool(cfg, "learned_pos_emb", True, where) and not alibi
     return ModelSpec(

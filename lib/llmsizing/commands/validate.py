@@ -1,0 +1,84 @@
+"""``llmsizing validate``: our estimates and other methods' against published measurements.
+
+Prints one table per category (measured, ours, error, each other method's error) and a summary
+(per category and method: n, median |error|, max |error|, within 10 % / 20 %, bounds satisfied),
+then ours against each method on the cases both cover. ``--json`` prints the same as one object.
+``--ground-truth`` adds the CPU ground-truth rows (tiny random-weight models measured with torch,
+transformers and peft; needs the test extra and a source checkout with ``tests/groundtruth``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _category(text: str) -> str:
+    from ..errors import ScenarioError
+    from ..validation.cases import CATEGORIES, CATEGORY_LABELS
+
+    key = text.strip().lower().replace("_", "-")
+    for slug in CATEGORIES:
+        if key in (slug, CATEGORY_LABELS[slug].lower(), CATEGORY_LABELS[slug].lower().replace(" ", "-")):
+            return slug
+    raise ScenarioError(f"unknown category '{text}'; choose one of: {', '.join(CATEGORIES)}")
+
+
+def ground_truth_rows(category: str | None):
+    """CPU ground-truth rows, measured now (None when torch/transformers/peft or the harness are missing)."""
+    from ..errors import SizingError
+
+    if category not in (None, "cpu-ground-truth"):
+        return []
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "tests" / "groundtruth" / "harness.py").is_file():
+        raise SizingError("--ground-truth needs a source checkout: tests/groundtruth/harness.py was not found")
+    try:
+        import peft  # noqa: F401
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise SizingError(f"--ground-truth needs torch, transformers and peft (pip install -e '.[test]'): {exc}")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from tests.groundtruth.harness import measure_training_step
+
+    from ..validation.groundtruth import groundtruth_rows
+
+    versions = f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}"
+    return groundtruth_rows(measure_training_step, versions=versions)
+
+
+def _cmd_validate(args) -> int:
+    from ..cli import print_json
+    from ..validation.report import format_summary, format_table, verdicts
+    from ..validation.run import run_validation
+
+    category = _category(args.category) if args.category else None
+    extra = ground_truth_rows(category) if args.ground_truth else []
+    result = run_validation(category=category, extra_rows=extra)
+    if args.json:
+        d = result.to_dict()
+        d["verdicts"] = verdicts(result)
+        print_json(d)
+        return 0
+    if not args.summary_only:
+        print(format_table(result))
+        print()
+    print(format_summary(result))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "validate", help="compare our estimates and other methods' with published measurements",
+        description="Run the estimator and other published methods (accelerate, DeepSpeed, llm-analysis, Vidur, "
+                    "gpu_poor, LLaMA-Factory, the 1.2x rule) on every validation case and print errors and a summary.")
+    p.add_argument("--json", action="store_true", help="print one JSON object (rows, summary, head to head)")
+    p.add_argument("--category", metavar="C",
+                   help="only one category: finetune-memory, serving-kv-capacity, weights, throughput, time, params, "
+                        "bounds, cpu-ground-truth")
+    p.add_argument("--summary-only", action="store_true", help="print only the summary")
+    p.add_argument("--ground-truth", action="store_true",
+                   help="also measure tiny models on CPU (torch, transformers, peft) as category cpu-ground-truth")
+    p.set_defaults(handler=_cmd_validate)

@@ -1,0 +1,557 @@
+"""Fine-tuning memory per GPU: weights, gradients, optimizer states, activations, buffers, overheads.
+
+Model states follow ZeRO (Rajbhandari et al. 2020, arXiv:1910.02054 §3, §5): with mixed
+precision each trainable parameter costs 2 B (bf16 weight) + 2 B (bf16 gradient) + K B of
+optimizer state, K = 4 (fp32 master) + 8 (Adam moments) = 12, so 16 B/param; pure bf16
+(torchtune) keeps bf16 weights, gradients and AdamW moments, 8 B/param; fp32 16 B/param. ZeRO
+stage 1 divides the optimizer states by dp, stage 2 also the gradients, stage 3 also the weights.
+LoRA trains only adapters (``lora.py``); the frozen base stays in its storage dtype, 4-bit NF4 for
+QLoRA (Dettmers et al. 2023, arXiv:2305.14314 §3) with embeddings, head and norms in bf16.
+
+Activations come from ``activations.py`` (what autograd saves, layer by layer). The peak is the
+largest of four moments of a training step (phases):
+
+- ``loss``: every layer's saved tensors (or checkpointed inputs) + the head and cross-entropy;
+- ``layer_backward``: checkpointed inputs + one layer recomputed + its gradient buffers + the
+  output head's gradient (computed before any layer's);
+- ``backward_end``: all gradients materialised, activations freed;
+- ``optimizer_step``: gradients + optimizer states + step temporaries.
+
+Gradients that exist during the whole step (DDP buckets, ZeRO-2/3 partitions, accumulation) and
+the weights and optimizer states are in every phase. ``allocated`` is the largest phase (what
+``torch.cuda.max_memory_allocated`` reports), ``reserved`` adds the caching allocator's slack,
+``total`` adds the CUDA context and NCCL buffers (what ``nvidia-smi`` shows). bitsandbytes paged
+optimizers allocate their states with ``cudaMallocManaged``, outside PyTorch's allocator: they
+count towards the device total while they fit and page to host memory when they do not.
+
+Pipeline parallelism (1F1B, Narayanan et al. 2021, arXiv:2104.04473 §2.2): stage ``i`` of ``pp``
+holds ``pp − i`` micro-batches in flight; the first stage has the embedding and the most
+activations, the last the head and the logits. Every stage is evaluated; the largest is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .activations import ACT_BYTES, activation_bytes, stage_activation_bytes  # noqa: F401 (re-exported)
+from .architecture import Module, model_modules
+from .assumptions import Assumptions
+from .catalog import load_precision
+from .errors import ScenarioError
+from .lora import lora_target_modules
+from .specs import GpuSpec, ModelSpec
+from .weights import module_weight_bytes
+
+METHODS = ("full", "lora", "qlora")
+PRECISIONS = ("mixed-bf16", "bf16", "fp32")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "paged-adamw", "sgd", "sgd-momentum")
+ATTENTION_KERNELS = ("flash", "sdpa", "eager")
+OFFLOADS = ("none", "optimizer", "optimizer+params")
+QLORA_QUANTS = ("nf4", "nf4-dq")
+ZERO_BACKENDS = ("fsdp", "deepspeed")
+BASE_WEIGHTS = ("auto", "bf16", "fp32")
+PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
+FP32 = 4
+
+
+class _DefaultQuant(str):
+    """Marks ``qlora_quant`` as not given, so full fine-tuning can refuse an explicit one."""
+
+
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ScenarioError(f"{name} {value!r} is not one of: {', '.join(map(str, choices))}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ScenarioError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneSetup:
+    """How a fine-tuning run is configured (method, precision, optimizer, batch, parallel layout).
+
+    Fields beyond the contract (docs/training-contract.md): ``lora_dropout``, ``compiled``
+    (torch.compile), ``optimizer_in_backward`` (torchtune ``optimizer_in_bwd``),
+    ``grad_accumulation``, ``cp`` (context parallel degree), ``zero_backend`` (fsdp | deepspeed),
+    ``activation_offload`` (torchtune ``enable_activation_offloading``: saved activations, or the
+    checkpointed layer inputs, wait in pinned host memory and return one layer at a time),
+    ``base_weights`` (auto | bf16 | fp32: dtype of the frozen LoRA base; fp32 when a model loaded in
+    fp32 trains under autocast / FSDP mixed precision, which gathers bf16 copies for compute).
+    """
+
+    method: str = "lora"
+    precision: str = "mixed-bf16"
+    optimizer: str = "adamw"
+    seq_len: int = 4096
+    micro_batch: int = 1
+    gradient_checkpointing: bool = True
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_targets: str = "all-linear"
+    qlora_quant: str = _DefaultQuant("nf4-dq")
+    chunked_cross_entropy: bool = False
+    attention_kernel: str = "flash"
+    zero: int = 0
+    offload: str = "none"
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    sequence_parallel: bool = False
+    lora_dropout: float = 0.0
+    compiled: bool = False
+    optimizer_in_backward: bool = False
+    grad_accumulation: int = 1
+    cp: int = 1
+    zero_backend: str = "fsdp"
+    activation_offload: bool = False
+    base_weights: str = "auto"
+
+    def __post_init__(self) -> None:
+        _choice("method", self.method, METHODS)
+        if self.precision in QLORA_QUANTS:
+            raise ScenarioError(f"precision {self.precision!r} is a 4-bit storage format: train a 4-bit base with "
+                                "method=qlora (qlora_quant=nf4|nf4-dq); full fine-tuning needs mixed-bf16, bf16 "
+                                "or fp32")
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
+        _choice("offload", self.offload, OFFLOADS)
+        _choice("zero_backend", self.zero_backend, ZERO_BACKENDS)
+        _choice("base_weights", self.base_weights, BASE_WEIGHTS)
+        _choice("qlora_quant", self.qlora_quant, QLORA_QUANTS)
+        if self.method == "full" and not isinstance(self.qlora_quant, _DefaultQuant):
+            raise ScenarioError(f"qlora_quant={self.qlora_quant!r} with method=full: full fine-tuning cannot train a "
+                                "4-bit quantized base; use method=qlora")
+        for name in ("seq_len", "micro_batch", "tp", "pp", "dp", "ep", "cp", "grad_accumulation"):
+            _positive_int(name, getattr(self, name))
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank <= 0:
+            raise ScenarioError(f"lora_rank must be a positive integer, got {self.lora_rank!r}")
+        if isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float)) or self.lora_alpha <= 0:
+            raise ScenarioError(f"lora_alpha must be a positive number, got {self.lora_alpha!r}")
+        if isinstance(self.zero, bool) or self.zero not in (0, 1, 2, 3):
+            raise ScenarioError(f"zero stage must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.offload == "optimizer" and self.zero < 1:
+            raise ScenarioError("offload=optimizer needs ZeRO stage >= 1 (the offloaded states are a ZeRO partition)")
+        if self.offload == "optimizer+params" and self.zero != 3:
+            raise ScenarioError("offload=optimizer+params needs ZeRO stage 3 (parameters are offloaded as partitions)")
+        if not isinstance(self.lora_dropout, (int, float)) or isinstance(self.lora_dropout, bool) \
+                or not 0 <= self.lora_dropout < 1:
+            raise ScenarioError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.optimizer_in_backward and self.grad_accumulation > 1:
+            raise ScenarioError("optimizer_in_backward steps every parameter during backward; it needs "
+                                "grad_accumulation=1")
+        if not isinstance(self.lora_targets, str) or not self.lora_targets.strip():
+            raise ScenarioError(f"lora_targets must be a non-empty string, got {self.lora_targets!r}")
+
+    @property
+    def gpus(self) -> int:
+        """tp · pp · dp · cp (expert parallelism reuses data/tensor-parallel ranks)."""
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def tokens_per_gpu(self) -> int:
+        """Tokens of one micro-batch on one GPU: micro_batch · seq_len / cp."""
+        return self.micro_batch * self.seq_len // self.cp
+
+
+def check_layout(spec: ModelSpec, setup: FinetuneSetup) -> None:
+    """Raise ``ScenarioError`` when the parallel layout does not fit the model's shape."""
+    if spec.num_heads % setup.tp:
+        raise ScenarioError(f"tp={setup.tp} does not divide the {spec.num_heads} attention heads of {spec.slug}")
+    if setup.tp > 1 and not spec.is_mla and spec.num_kv_heads % setup.tp and setup.tp % spec.num_kv_heads:
+        raise ScenarioError(f"tp={setup.tp} and the {spec.num_kv_heads} key/value heads of {spec.slug} do not divide "
+                            "one another")
+    if setup.pp > spec.num_layers:
+        raise ScenarioError(f"pp={setup.pp} exceeds the {spec.num_layers} layers of {spec.slug}")
+    if setup.ep > 1:
+        if not spec.is_moe:
+            raise ScenarioError(f"ep={setup.ep} but {spec.slug} has no experts; use ep=1")
+        if spec.num_experts % setup.ep:
+            raise ScenarioError(f"ep={setup.ep} does not divide the {spec.num_experts} experts of {spec.slug}")
+        if (setup.dp * setup.tp) % setup.ep:
+            raise ScenarioError(f"ep={setup.ep} must divide dp·tp={setup.dp * setup.tp} (experts are spread over "
+                                "data/tensor-parallel ranks)")
+    if setup.seq_len % setup.cp:
+        raise ScenarioError(f"cp={setup.cp} does not divide seq_len={setup.seq_len}")
+    if setup.method != "full":
+        lora_target_modules(spec, setup.lora_targets)
+
+
+# ----------------------------------------------------------------------------- sharding
+
+
+def stage_layers(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> range:
+    """Decoder layers of pipeline stage ``stage``: contiguous blocks of ceil(L / pp)."""
+    per = math.ceil(spec.num_layers / setup.pp)
+    return range(stage * per, min(spec.num_layers, (stage + 1) * per))
+
+
+def _on_stage(m: Module, spec: ModelSpec, setup: FinetuneSetup, stage: int) -> bool:
+    if m.layer >= 0:
+        return m.layer in stage_layers(spec, setup, stage)
+    if m.group in ("embedding", "position"):
+        return stage == 0 or (spec.tie_embeddings and stage == setup.pp - 1)
+    return stage == setup.pp - 1  # final norm, lm_head
+
+
+def _local_fraction(m: Module, setup: FinetuneSetup) -> float:
+    """Share of module ``m`` one GPU holds before ZeRO: tp splits matrices, ep splits routed experts."""
+    frac = 1.0 if m.kind in ("norm", "vector") else 1.0 / setup.tp
+    if m.group == "experts":
+        frac /= setup.ep
+    return frac
+
+
+def _zero_divisor(m: Module, setup: FinetuneSetup) -> int:
+    """ZeRO shards each parameter over its data-parallel group (experts: dp / ep of them)."""
+    if m.group == "experts" and setup.ep > 1:
+        return max(1, setup.dp // setup.ep) if setup.dp % setup.ep == 0 else 1
+    return setup.dp
+
+
+def _quant_precision(setup: FinetuneSetup):
+    return load_precision(str(setup.qlora_quant))
+
+
+def module_storage_bytes(m: Module, spec: ModelSpec, setup: FinetuneSetup) -> float:
+    """Bytes of the base weights of all copies of ``m`` (before any sharding).
+
+    Full and LoRA: the working dtype (2 B bf16, 4 B fp32); QLoRA: weights.py's NF4 bytes for the
+    quantized linears, bf16 for embeddings, head, norms and routers.
+    """
+    if setup.method == "qlora":
+        return module_weight_bytes(m, _quant_precision(setup), spec.num_layers)
+    if setup.method == "lora" and setup.base_weights != "auto":
+        return m.params * (FP32 if setup.base_weights == "fp32" else 2)
+    return m.params * ACT_BYTES[setup.precision]
+
+
+def module_compute_bytes(m: Module, spec: ModelSpec, setup: FinetuneSetup) -> float:
+    """Bytes of ``m`` as ZeRO-3 / FSDP gathers it for compute: the compute dtype (FSDP mixed
+    precision casts before the all-gather), or the packed 4-bit storage for QLoRA."""
+    if setup.method == "qlora":
+        return module_weight_bytes(m, _quant_precision(setup), spec.num_layers)
+    return m.params * ACT_BYTES[setup.precision]
+
+
+# ----------------------------------------------------------------------------- trainable tensors
+
+
+def trainable_tensors(spec: ModelSpec, setup: FinetuneSetup) -> list[tuple[Module, int, int]]:
+    """(module, elements per tensor, tensor count) of every trainable tensor, all stages, unsharded.
+
+    Full: each module's weight (and bias); LoRA/QLoRA: the A (r × in) and B (out × r) matrices
+    of every adapted copy.
+    """
+    out: list[tuple[Module, int, int]] = []
+    if setup.method == "full":
+        for m in model_modules(spec):
+            if m.buffer:
+                continue
+            out.append((m, m.weight_params, m.count))
+            if m.bias:
+                out.append((m, m.out_features, m.count))
+        return out
+    r = setup.lora_rank
+    for m in lora_target_modules(spec, setup.lora_targets):
+        out.append((m, r * m.in_features, m.count))
+        out.append((m, r * m.out_features, m.count))
+    return out
+
+
+def trainable_params(spec: ModelSpec, setup: FinetuneSetup) -> int:
+    """Parameters that receive gradients: all (full; buffers excluded) or the LoRA adapters."""
+    return sum(n * c for _, n, c in trainable_tensors(spec, setup))
+
+
+def _local_trainable(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> list[tuple[float, float, Module]]:
+    """(elements per tensor on this GPU, copies on this GPU, module) for the stage's trainable tensors."""
+    out = []
+    for m, n, c in trainable_tensors(spec, setup):
+        if not _on_stage(m, spec, setup, stage):
+            continue
+        tp_frac = 1.0 if m.kind in ("norm", "vector") else 1.0 / setup.tp
+        copies = c / setup.ep if m.group == "experts" else c
+        out.append((n * tp_frac, copies, m))
+    return out
+
+
+# ----------------------------------------------------------------------------- model states
+
+
+def grad_bytes_per_param(setup: FinetuneSetup) -> int:
+    """Gradient dtype bytes: bf16 (2) for mixed-bf16 and bf16, fp32 (4) for fp32 (ZeRO §3.1)."""
+    return ACT_BYTES[setup.precision]
+
+
+def optimizer_bytes_per_param(setup: FinetuneSetup, numel: float, a: Assumptions) -> float:
+    """Optimizer-state bytes for one trainable parameter of a tensor with ``numel`` elements.
+
+    mixed-bf16 adds the fp32 master (4 B). AdamW: 2 moments in the state dtype (fp32 for
+    mixed/fp32, bf16 for pure bf16: torch keeps states in the parameter's dtype); 8-bit AdamW:
+    2 × (1 B + 4 B absmax / block) for tensors of at least ``adam_8bit_min_size`` elements, fp32
+    moments below; SGD: none; SGD with momentum: one state.
+    """
+    state_dtype = ACT_BYTES[setup.precision] if setup.precision != "mixed-bf16" else FP32
+    master = a["master_weight_bytes"] if setup.precision == "mixed-bf16" else 0
+    opt = setup.optimizer
+    if opt in ("adamw", "paged-adamw"):
+        states = a["adam_state_bytes_fp32"] * state_dtype / FP32
+    elif opt in ("adamw-8bit", "paged-adamw-8bit"):
+        if numel < a["adam_8bit_min_size"]:
+            states = a["adam_state_bytes_fp32"]
+        else:
+            states = a["adam_8bit_state_bytes"] * (1 + FP32 / a["adam_8bit_block_size"])
+    elif opt == "sgd-momentum":
+        states = state_dtype
+    else:
+        states = 0.0
+    return master + states
+
+
+def _paged(setup: FinetuneSetup) -> bool:
+    return setup.optimizer.startswith("paged-")
+
+
+@dataclass(frozen=True)
+class ModelStates:
+    """Per-GPU bytes of weights, gradients and optimizer states on one pipeline stage."""
+
+    weights: float
+    grads_full: float          # all local gradients if materialised unsharded
+    grads_persistent: float    # gradient memory alive during the whole step
+    grads_transient: float     # gradient memory that appears during backward / step only
+    optimizer: float           # GPU-resident optimizer states (+ fp32 master)
+    optimizer_paged: float     # states in CUDA managed memory (paged optimizers)
+    optimizer_host: float      # states offloaded to host RAM
+    params_host: float         # parameters offloaded to host RAM
+    largest_grad: float
+    head_grad: float           # output-head gradient, produced before any layer's backward
+    grads_host: float = 0.0    # fp32 gradient partition in host RAM (optimizer offload)
+
+
+def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptions) -> ModelStates:
+    """Weights, gradients and optimizer states of one GPU on pipeline stage ``stage``."""
+    zero, dp = setup.zero, setup.dp
+    weights = 0.0
+    for m in model_modules(spec):
+        if not _on_stage(m, spec, setup, stage):
+            continue
+        b = module_storage_bytes(m, spec, setup) * _local_fraction(m, setup)
+        weights += b / (_zero_divisor(m, setup) if zero == 3 else 1)
+    gb = grad_bytes_per_param(setup)
+    g_full = g_sharded = opt_sharded = largest = head_grad = 0.0
+    for n, copies, m in _local_trainable(spec, setup, stage):
+        g_full += n * copies * gb
+        g_sharded += n * copies * gb / _zero_divisor(m, setup)
+        largest = max(largest, n * gb)
+        if m.group == "lm_head" or (spec.tie_embeddings and m.group == "embedding" and stage == setup.pp - 1):
+            head_grad += n * copies * gb
+        per = optimizer_bytes_per_param(setup, n, a) * n * copies
+        opt_sharded += per / (_zero_divisor(m, setup) if zero >= 1 else 1)
+    if zero >= 2:
+        persistent = g_sharded
+        bucket = a["ds_reduce_bucket_size"] * gb if setup.zero_backend == "deepspeed" else _largest_layer_grad(
+            spec, setup, stage)
+        transient = min(g_full, bucket)
+    else:
+        ddp_copy = dp > 1 and zero == 0 and not a["ddp_gradient_as_bucket_view"]
+        persistent = g_full if ddp_copy else 0.0
+        transient = g_full
+    if setup.grad_accumulation > 1 and zero < 2:
+        persistent, transient, head_grad = persistent + g_full, 0.0, 0.0  # accumulated .grad tensors
+    if setup.optimizer_in_backward:
+        transient = largest
+    if zero in (1, 2) and a["zero_fp32_grad_partition"] and setup.precision == "mixed-bf16":
+        transient += g_sharded * FP32 / gb
+    optimizer, paged, host, grads_host = opt_sharded, 0.0, 0.0, 0.0
+    if setup.offload != "none":
+        # ZeRO-Offload: fp32 master, moments and an fp32 gradient partition in host memory
+        optimizer, host, grads_host = 0.0, opt_sharded, g_sharded * FP32 / gb
+        persistent = 0.0
+        transient = min(transient, a["ds_reduce_bucket_size"] * gb)
+    elif _paged(setup):
+        optimizer, paged = 0.0, opt_sharded
+    params_host = 0.0
+    if setup.offload == "optimizer+params":
+        params_host, weights = weights, 0.0
+    return ModelStates(weights, g_full, persistent, transient, optimizer, paged, host, params_host, largest,
+                       head_grad, grads_host)
+
+
+def model_state_bytes(spec: ModelSpec, setup: FinetuneSetup, assumptions: Assumptions | dict | None = None,
+                      stage: int = 0) -> dict[str, float]:
+    """Model states per GPU as ZeRO accounts them (Rajbhandari et al. 2020 §5.1, Figure 1).
+
+    weights: the working copy (÷dp at stage 3); gradients: all of them below stage 2, the dp
+    partition from stage 2; optimizer: master + moments (÷dp from stage 1), paged states included.
+    No DDP bucket copies, reduce buckets or gather buffers (``finetune_memory`` adds those).
+    Mixed-precision AdamW at dp = Nd: (2 + 2 + 12)Ψ, 4Ψ + 12Ψ/Nd, 2Ψ + 14Ψ/Nd, 16Ψ/Nd.
+    """
+    a = _assumptions(assumptions)
+    check_layout(spec, setup)
+    ms = model_states(spec, setup, stage, a)
+    grads = ms.grads_full / setup.dp if setup.zero >= 2 else ms.grads_full
+    optimizer = ms.optimizer + ms.optimizer_paged + ms.optimizer_host
+    weights = ms.weights + ms.params_host
+    return {"weights": weights, "gradients": grads, "optimizer": optimizer, "total": weights + grads + optimizer}
+
+
+def _layer_param_bytes(spec: ModelSpec, setup: FinetuneSetup, layer: int) -> tuple[float, float]:
+    """(parameters, storage bytes) of decoder layer ``layer`` on one GPU before ZeRO."""
+    n = b = 0.0
+    for m in model_modules(spec):
+        if m.layer == layer:
+            n += m.params * _local_fraction(m, setup)
+            b += module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
+    return n, b
+
+
+def _largest_layer_grad(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> float:
+    """Unsharded gradient of the largest decoder layer on the stage (FSDP reduce-scatters per unit)."""
+    gb = grad_bytes_per_param(setup)
+    per_layer: dict[int, float] = {}
+    for n, copies, m in _local_trainable(spec, setup, stage):
+        per_layer[m.layer] = per_layer.get(m.layer, 0.0) + n * copies * gb
+    return max(per_layer.values(), default=0.0)
+
+
+def zero3_gather_bytes(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptions) -> float:
+    """Full (gathered) parameters ZeRO-3 keeps alive on one GPU.
+
+    FSDP: the unit computing plus ``fsdp_prefetch_units`` prefetched units (one decoder layer
+    each, plus the largest of embedding/head when on the stage). DeepSpeed: the largest layer
+    plus ``stage3_prefetch_bucket_size`` parameters, capped by ``stage3_max_live_parameters``.
+    Bytes are the storage bytes (bf16, or NF4 for QLoRA with a bf16 quant_storage).
+    """
+    if setup.zero != 3:
+        return 0.0
+    n_layer, b_layer = max((_layer_param_bytes(spec, setup, i) for i in stage_layers(spec, setup, stage)),
+                           key=lambda nb: nb[1], default=(0.0, 0.0))
+    if setup.zero_backend == "fsdp":
+        outside = [module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
+                   for m in model_modules(spec) if m.layer < 0 and _on_stage(m, spec, setup, stage)]
+        return (1 + a["fsdp_prefetch_units"]) * max([b_layer] + outside)
+    if n_layer == 0:
+        return 0.0
+    live = min(a["ds_stage3_max_live_parameters"], n_layer + a["ds_stage3_prefetch_bucket_size"])
+    return live * b_layer / n_layer
+
+
+def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumptions) -> float:
+    """QLoRA: bf16 copies of the largest quantized weight (bitsandbytes dequantize_4bit per matmul)."""
+    if setup.method != "qlora":
+        return 0.0
+    from .weights import is_quantized_module
+
+    p = _quant_precision(setup)
+    largest = max((m.weight_params for m in model_modules(spec) if is_quantized_module(m, p)), default=0)
+    return a["dequant_workspace_copies"] * largest * 2 / setup.tp
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def _assumptions(assumptions: Assumptions | dict | None) -> Assumptions:
+    return assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+
+
+@dataclass(frozen=True)
+class FinetuneMemory:
+    """Per-GPU memory of a fine-tuning step at its peak (bytes).
+
+    weights + gradients + optimizer + activations + buffers = allocated;
+    allocated + fragmentation = reserved; reserved + overhead + paged_optimizer = total.
+    """
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    buffers: float            # ZeRO-3 gathered parameters, QLoRA dequantization workspace
+    overhead: float           # CUDA context + NCCL (device level only)
+    allocated: float          # like torch.cuda.max_memory_allocated
+    reserved: float           # like torch.cuda.max_memory_reserved
+    total: float              # device level (nvidia-smi)
+    gpu_memory_bytes: int
+    fits: bool
+    reason: str
+    host_ram_bytes: float     # host RAM for offloaded/paged states, all processes of one node
+    fragmentation: float = 0.0
+    paged_optimizer: float = 0.0   # paged optimizer states resident on the GPU (outside PyTorch's allocator)
+    phase: str = ""                # which moment of the step is the peak (PHASES)
+    stage: int = 0                 # pipeline stage that peaks
+    phases: dict = field(default_factory=dict)   # allocated bytes of each phase on that stage
+    activation_parts: dict = field(default_factory=dict)
+    notes: tuple = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
+                    assumptions: Assumptions | dict | None = None) -> FinetuneMemory:
+    """Peak per-GPU memory of one training step of ``setup`` on ``gpu`` (worst pipeline stage).
+
+    Phases (module docstring): loss, layer_backward, backward_end, optimizer_step; allocated =
+    weights + persistent gradients + optimizer + buffers + the phase's activations or transient
+    gradients. reserved = allocated · (1 + allocator_fragmentation_fraction); total = reserved +
+    cuda_context_bytes + nccl_buffer_bytes (more than one GPU) + paged optimizer states that fit.
+    Does not raise for a layout that does not fit: ``fits`` is False and ``reason`` says why.
+    """
+    a = _assumptions(assumptions)
+    check_layout(spec, setup)
+    best = None
+    for stage in range(setup.pp):
+        ms = model_states(spec, setup, stage, a)
+        acts = stage_activation_bytes(spec, setup, stage, a)
+        buffers = zero3_gather_bytes(spec, setup, stage, a) + dequant_workspace_bytes(spec, setup, a)
+        base = ms.weights + ms.grads_persistent + ms.optimizer + buffers
+        step_temp = a["optimizer_step_temp_fraction"] * ms.optimizer
+        phases = {
+            "loss": base + acts["loss_phase"],
+            "layer_backward": base + acts["backward_phase"] + ms.head_grad,
+            "backward_end": base + ms.grads_transient,
+            "optimizer_step": base + ms.grads_transient + step_temp,
+        }
+        phase = max(PHASES, key=lambda p: phases[p])
+        if best is None or phases[phase] > best[0]:
+            best = (phases[phase], stage, phase, phases, ms, acts, buffers, step_temp)
+    allocated, stage, phase, phases, ms, acts, buffers, step_temp = best
+    in_backward = phase in ("backward_end", "optimizer_step")
+    gradients = ms.grads_persistent + (ms.grads_transient if in_backward else 0.0)
+    gradients += ms.head_grad if phase == "layer_backward" else 0.0
+    optimizer = ms.optimizer + (step_temp if phase == "optimizer_step" else 0.0)
+    activations = 0.0 if in_backward else acts["loss_phase" if phase == "loss" else "backward_phase"]
+    fragmentation = allocated * a["allocator_fragmentation_fraction"]
+    reserved = allocated + fragmentation
+    overhead = a["cuda_context_bytes"] + (a["nccl_buffer_bytes"] if setup.gpus > 1 else 0)
+    free = max(0.0, gpu.memory_bytes - reserved - overhead)
+    paged_resident = min(ms.optimizer_paged, free) if a["paged_states_resident"] else 0.0
+    total = reserved + overhead + paged_resident
+    fits = reserved + overhead <= gpu.memory_bytes
+    notes = []
+    if ms.optimizer_paged > paged_resident:
+        notes.append(f"paged optimizer: {ms.optimizer_paged - paged_resident:.0f} B of states page to host memory")
+    reason = "" if fits else (
+        f"needs {(reserved + overhead) / 2**30:.1f} GiB per GPU ({phase} phase, stage {stage}) but {gpu.name} has "
+        f"{gpu.memory_bytes / 2**30:.1f} GiB")
+    procs = min(setup.gpus, gpu.node_gpus_max or setup.gpus)
+    pinned = 1 + a["cpu_offload_pinned_buffer_fraction"]
+    host = (ms.optimizer_host + ms.grads_host + ms.params_host + acts["offloaded"]) * pinned \
+        + (ms.optimizer_paged - paged_resident)
+    return FinetuneMemory(
+        weights=ms.weights, gradients=gradients, optimizer=optimizer, activations=activations, buffers=buffers,
+        overhead=overhead, allocated=allocated, reserved=reserved, total=total,
+        gpu_memory_bytes=gpu.memory_bytes, fits=fits, reason=reason, host_ram_bytes=host * procs,
+        fragmentation=fragmentation, paged_optimizer=paged_resident, phase=phase, stage=stage,
+        phases=phases, activation_parts={k: acts[k] for k in ("layers", "lora", "head", "logits", "recompute_peak")},
+        notes=tuple(notes),
+    )
