@@ -1,3 +1,35 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+# --------------------------------------------------------------------------- reports (issue #6)
+# One build of the default report set per test session, shared by test_report_pdf.py and
+# test_golden.py (a build takes a minute: the fine-tuning matrix plus the PDF).
+
+import pathlib as _pathlib
+
+import pytest as _pytest
+
+ROOT = _pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_PARAMS = ROOT / "params" / "deepseek-r1-family.yaml"
+
+
+def weasyprint_usable() -> bool:
+    try:
+        import weasyprint  # noqa: F401
+    except OSError:  # Pango/HarfBuzz libraries missing: run `make sysdeps`
+        return False
+    return True
+
+
+@_pytest.fixture(scope="session")
+def default_report(tmp_path_factory):
+    """``llmsizing run params/deepseek-r1-family.yaml`` into a temporary reports folder."""
+    from llmsizing.runner import run_scenario
+
+    out = tmp_path_factory.mktemp("reports")
+    formats = ("html", "pdf") if weasyprint_usable() else ("html",)
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MPLBACKEND", raising=False)
+        return run_scenario(DEFAULT_PARAMS, out, formats)

@@ -18,9 +18,18 @@ from .errors import SizingError
 
 COMMAND_MODULES = (
     "llmsizing.commands.catalog_cmds",
+    "llmsizing.commands.serve",
+    "llmsizing.commands.run",
+    "llmsizing.commands.assumptions_cmd",
+    "llmsizing.commands.refresh",
+    "llmsizing.commands.diff",
+    "llmsizing.commands.validate",
+    "llmsizing.commands.finetune",
 )
 
 EXIT_USAGE = 2
+#: Longest error message printed (a 10,000-character name in a message is shortened).
+MAX_MESSAGE_CHARS = 2000
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -67,14 +76,31 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
+def _one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Collapse whitespace to one line; shorten a very long message in the middle; show bytes that
+    are not valid UTF-8 (a file name from another system) as escapes instead of failing to print."""
+    flat = " ".join(text.split()).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(flat) <= limit:
+        return flat
+    half = limit // 2
+    return f"{flat[:half]} ... {flat[-half:]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.handler(args)
     except SizingError as exc:
-        msg = " ".join(str(exc).split())
-        sys.stderr.write(f"llmsizing: error: {msg}\n")
+        sys.stderr.write(f"llmsizing: error: {_one_line(str(exc))}\n")
+        return EXIT_USAGE
+    except OSError as exc:
+        # A path the file system refuses (too long, no permission, not a folder) or a full disk,
+        # outside the places that already turn it into a SizingError.
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        name = f" {_one_line(str(exc.filename), 200)!r}" if exc.filename else ""
+        sys.stderr.write(f"llmsizing: error: cannot access{name}: {_one_line(exc.strerror or str(exc))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("llmsizing: interrupted; nothing was written\n")

@@ -1,0 +1,534 @@
+"""Report text: executive summary, explanations, methodology, and the results.json numbers.
+
+Every function takes a :class:`~llmsizing.study.Study` and returns a :class:`Narrative`
+(Markdown that a notebook displays as formatted text) or plain data. No estimation happens
+here: numbers come from the study and are only formatted (always with GiB or GB, hours, USD).
+
+Customer-supplied strings (customer, title, notes) and catalog names are escaped with
+:func:`esc` before they enter Markdown, so ``<script>`` shows as text and cannot become markup,
+and ``$`` cannot start a formula.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from .units import GiB, fmt_hours
+
+__all__ = [
+    "Narrative",
+    "assumptions_intro",
+    "audit_rows",
+    "audit_section",
+    "esc",
+    "finetune_intro",
+    "methodology",
+    "results_numbers",
+    "summary_finetune",
+    "summary_intro",
+    "summary_serving",
+    "serving_intro",
+    "users_vs_weights_text",
+    "validation_summary",
+]
+
+# Characters that could start Markdown markup or a MathJax formula inside a line of text.
+_MD_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_{}[]#|~$<>"}
+
+
+class Narrative(str):
+    """Markdown text that displays formatted in a notebook (and so in the HTML and PDF)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def esc(text: Any) -> str:
+    """Escape a string for Markdown: HTML-escape it, then neutralise Markdown and math characters."""
+    s = html.escape(str(text), quote=True)
+    return "".join(_MD_SPECIAL.get(c, c) for c in s)
+
+
+def _gib(n_bytes: float, digits: int = 1) -> str:
+    return f"{n_bytes / GiB:,.{digits}f} GiB"
+
+
+def _usd(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "no catalog price"
+    return f"USD {x:,.0f}" if x >= 100 else f"USD {x:,.2f}"
+
+
+def method_label(method: str) -> str:
+    """'LoRA', 'QLoRA' or 'full fine-tuning'."""
+    return {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}.get(method, method)
+
+
+def _deadline(hours: float) -> str:
+    return f"{hours:g} h" if hours < 48 else fmt_hours(hours)
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# --------------------------------------------------------------------------- executive summary
+
+
+def _users_sentence(study: Any) -> str:
+    sv = study.serving
+    n = sv.users
+    if not sv.models:
+        return ""
+    big = max(sv.models, key=lambda m: m.users_comparison["weights_bytes"])
+    c = big.users_comparison
+    ratios = [m.users_comparison["naive_over_actual"] for m in sv.models]
+    if n == 1:
+        return ("One user needs the weights once plus one KV cache; each further user would add only its own "
+                "KV cache, not another copy of the weights.")
+    return (f"**Does {n} users mean {n} × the weights? No.** The weights are loaded once and shared by every "
+            f"user; each user adds only its own KV cache. {esc(big.name)} holds {_gib(c['weights_bytes'])} of "
+            f"weights and {_gib(c['kv_cache_bytes_per_user'], 2)} of KV cache per user at "
+            f"{c['context_tokens']:,} tokens, so {n} users need {_gib(c['total_bytes'])}, not "
+            f"{_gib(c['naive_guess_bytes'])}. Across the models the guess overstates memory "
+            f"{min(ratios):.1f} to {max(ratios):.1f} times.")
+
+
+def _range(values: list[float], fmt: Any) -> str:
+    lo, hi = min(values), max(values)
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
+
+
+def _finetune_extremes(study: Any) -> str:
+    """One sentence per method about the largest data size: GPUs and cost ranges, misses."""
+    ft = study.finetune
+    largest = ft.data_sizes[-1]
+    models = list(dict.fromkeys(c.model for c in ft.matrix))
+    sentences = []
+    for method in ft.methods:
+        cells = [ft.cell(m, method, largest) for m in models]
+        ok = [c for c in cells if c.ok and c.plan.fits]
+        met = [c for c in ok if c.plan.meets_deadline]
+        miss = [c for c in ok if not c.plan.meets_deadline]
+        bits = []
+        if met:
+            bits.append(f"{_range([c.plan.gpus for c in met], lambda n: f'{n:,}')} GPUs")
+            costs = [c.plan.cost_usd for c in met if c.plan.cost_usd is not None]
+            if costs:
+                bits.append(f"{_range(costs, _usd)} per run")
+        if miss:
+            names = _join([esc(ft.model_names.get(c.model, c.model)) for c in miss])
+            bits.append(f"{names} cannot finish within {_deadline(ft.deadline_hours)} on any GPU count searched")
+        if len(ok) < len(cells):
+            bits.append(f"{len(cells) - len(ok)} model{'s' if len(cells) - len(ok) != 1 else ''} cannot be "
+                        "trained this way at all")
+        if bits:
+            label = method_label(method)
+            sentences.append(f"{label[0].upper()}{label[1:]} on {esc(largest)}: " + "; ".join(bits) + ".")
+    return " ".join(sentences)
+
+
+def summary_intro(study: Any) -> Narrative:
+    """Opening paragraph of the executive summary: what was asked, for whom, and the scenario's notes."""
+    sc = study.scenario
+    asks = []
+    if study.serving is not None:
+        sv = study.serving
+        asks.append(f"serving {len(sv.models)} model{'s' if len(sv.models) != 1 else ''} to {sv.users} concurrent "
+                    f"user{'s' if sv.users != 1 else ''} with {sv.context_tokens:,} tokens of context each")
+    if study.finetune is not None:
+        ft = study.finetune
+        what = "them" if study.serving is not None else _join([esc(n) for n in ft.model_names.values()])
+        asks.append(f"fine-tuning {what} on {_join([esc(d) for d in ft.data_sizes])} of data within "
+                    f"{_deadline(ft.deadline_hours)} per run")
+    who = f", prepared for {esc(sc.customer)}," if sc.customer else ""
+    out = [f"This report{who} sizes the hardware for {_join(asks)}. Every figure is an estimate from the "
+           "models' published architectures, the GPUs' datasheets and the assumptions listed in Appendix A; "
+           "the tables below give the answer, the sections after them the detail."]
+    notes = sc.notes.strip()
+    if notes:
+        out.append(f"*Notes:* {esc(notes)}")
+    return Narrative("\n\n".join(out))
+
+
+def summary_serving(study: Any) -> Narrative:
+    """The executive summary's serving conclusion: weights are shared, the KV cache is per user."""
+    return Narrative(_users_sentence(study))
+
+
+def summary_finetune(study: Any) -> Narrative:
+    """The executive summary's fine-tuning conclusion (largest data size per method) and the audit."""
+    out = [_finetune_extremes(study)]
+    if study.audit is not None:
+        summary = audit_summary(study.audit)
+        if summary:
+            out.append(f"**The hand-made table.** {esc(summary)} Details: the audit section.")
+    return Narrative("\n\n".join(p for p in out if p))
+
+
+# --------------------------------------------------------------------------- section texts
+
+
+def serving_intro(study: Any) -> Narrative:
+    sv = study.serving
+    sc = study.scenario
+    prec = ("each model in its published checkpoint format" if sc.precision == "native"
+            else f"weights in {esc(sc.precision)}")
+    return Narrative(
+        f"Each model is sized for {sv.users} concurrent user{'s' if sv.users != 1 else ''}, each holding "
+        f"{sv.context_tokens:,} tokens of context (prompt plus answer; reasoning models write long answers), "
+        f"served by {esc(sv.engine)} with {prec}. For every candidate GPU type the estimator finds the smallest "
+        "layout (tensor parallel inside a node, then pipeline stages across nodes) whose memory holds the "
+        "weights, the runtime reserve and a KV-cache pool large enough for all users.")
+
+
+def users_vs_weights_text(study: Any) -> Narrative:
+    sv = study.serving
+    n = sv.users
+    return Narrative(
+        f"A common rule of thumb says {n} users need {n} × the model's weights. They do not: a serving engine "
+        "loads the weights once and runs every user's request through the same copy, batching them together. "
+        "What each user adds is its KV cache — the attention keys and values of every token in its context — "
+        "which grows with the context length and the model's attention layout (grouped-query attention shares "
+        "key/value heads; DeepSeek-R1's multi-head latent attention caches one compressed latent per token and "
+        "layer). The table shows both numbers.")
+
+
+def finetune_intro(study: Any) -> Narrative:
+    ft = study.finetune
+    sc = study.scenario
+    from .tables import gpu_label
+
+    return Narrative(
+        f"For each model, method and data size the planner searches GPU counts on {esc(gpu_label(ft.gpu))} "
+        "(1, 2, 4, then whole nodes) and, for each count, every layout that fits in GPU memory (tensor, pipeline "
+        "and data parallel degrees, ZeRO stage, offload, gradient checkpointing, micro-batch). It reports the "
+        f"smallest count whose fastest layout finishes within {_deadline(ft.deadline_hours)}, including loading "
+        "the model, tokenizing the data and saving checkpoints. "
+        f"Training runs {sc.epochs:g} epoch{'s' if sc.epochs != 1 else ''} at {sc.seq_len:,} tokens per sequence "
+        f"with {esc(sc.optimizer)} in {esc(sc.train_precision)}; LoRA and QLoRA use rank {sc.lora_rank} on all "
+        "linear layers. Data sizes are bytes of raw text "
+        f"({esc(_language(sc.language))}), converted to tokens with each model's tokenizer.")
+
+
+def _language(code: str) -> str:
+    from .dataset import LANGUAGE_NAMES
+
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def assumptions_intro(study: Any) -> Narrative:
+    n = len(study.assumptions.table(only_used=True))
+    return Narrative(
+        f"The estimates above read the {n} named assumptions below — efficiencies, overheads, bytes per token, "
+        "prices and limits — each with its source. An analyst changes one in the scenario file "
+        "(`assumptions: {name: value}`) or in the notebook's parameters, re-runs the report, and the numbers "
+        "change accordingly; changed values are marked with their defaults.")
+
+
+# --------------------------------------------------------------------------- methodology
+
+
+_METHOD_COMMON = """
+**Parameters and weights.** Parameter counts come from each model's `config.json`, layer by layer
+(embeddings, attention, MLP or experts, norms, output head), and match the published totals to the
+parameter. Weight memory = Σ parameters × bytes per parameter of the storage format, including
+quantization scales (FP8 block scales, GPTQ/AWQ group scales, NF4 constants); layers that stay in
+16-bit under a quantization (embeddings, output head, norms, routers) are counted as such. Mixture-of-experts
+models hold all experts in memory (total parameters) but compute with the active ones.
+"""
+
+_METHOD_SERVING = """
+**KV cache.** Per token and layer, grouped-query attention caches 2 × kv_heads × head_dim values
+(keys and values); DeepSeek's multi-head latent attention caches one latent of kv_lora_rank +
+qk_rope_head_dim = 512 + 64 = 576 values, as vLLM and SGLang do (DeepSeek-V2 paper, arXiv:2405.04434 §2.1).
+KV bytes per user = values per token and layer × layers × bytes per value × context tokens.
+
+**Serving memory and GPU count.** vLLM profiles one forward pass and sets the KV-cache pool to
+total memory × gpu_memory_utilization − (weights + activation peak + non-PyTorch memory)
+(vLLM `gpu_worker.determine_available_memory`); SGLang and transformers are modelled after their own
+start-up logic. The smallest tensor-parallel degree (then pipeline stages across nodes) whose pool holds
+users × context tokens is chosen. Weights are sharded the way vLLM shards them (column/row-parallel
+linears and vocabulary ÷ TP; MLA down-projections and norms replicated).
+
+**Speed.** A decode step takes the longer of bytes read ÷ (memory bandwidth × efficiency) and
+FLOP ÷ (peak × efficiency), plus tensor-parallel all-reduces and a fixed per-step overhead; each user gets
+one token per step. Bytes read = the weights on the GPU (for MoE only the experts the batch touches,
+E·(1 − (1 − k/E)^B)) plus every user's KV cache. Time to first token = the prompt's FLOP (2 per active
+weight per token plus attention) at the same efficiencies. These are roofline estimates, not measurements.
+
+**Cost of serving.** Nodes = ⌈GPUs ÷ GPUs per instance⌉; cost per hour = nodes × the instance's on-demand
+price (catalog, with region and date).
+"""
+
+_METHOD_FINETUNE = """
+**Fine-tuning memory.** Model states follow ZeRO (Rajbhandari et al. 2020, arXiv:1910.02054 §3): mixed
+precision with AdamW costs 2 (bf16 weight) + 2 (gradient) + 12 (fp32 master weight and two moments) = 16 bytes
+per trainable parameter; pure bf16 8 bytes; ZeRO stages 1-3 divide optimizer states, gradients and weights
+by the data-parallel degree. LoRA trains rank-r adapters only (r × (in + out) per adapted linear); QLoRA
+stores the frozen base in 4-bit NF4 with double-quantized constants (Dettmers et al. 2023, arXiv:2305.14314 §3).
+Activations are the tensors autograd saves, layer by layer; with gradient checkpointing one input per layer
+plus one recomputed layer (Korthikanti et al. 2022, arXiv:2205.05198). Peak = the largest of the loss,
+backward and optimizer-step phases, plus allocator slack, CUDA context and NCCL buffers.
+
+**Data to tokens.** Tokens = bytes of text ÷ bytes per token of the model's tokenizer for the language;
+tokens processed = tokens × epochs ÷ packing efficiency.
+
+**Compute and time.** FLOP per token = 6N + 3A for full fine-tuning and 4N + 6N_adapter + 3A for LoRA/QLoRA
+(N: active matmul parameters, A: attention FLOP at the sequence length), plus the recompute forward of
+gradient checkpointing (Chowdhery et al. 2022 App. B; Narayanan et al. 2021, arXiv:2104.04473). Time of one
+step = micro-batches × (compute ÷ (GPUs × peak × MFU) + exposed tensor/pipeline/expert/ZeRO communication)
++ the pipeline bubble (p − 1)/m + exposed data-parallel gradient all-reduce, with ring collectives costing
+2(n − 1)/n × bytes ÷ bandwidth (Patarasuk & Yuan 2009). Total = steps × step time + loading the model +
+tokenizing + saving checkpoints. MFU is a named assumption per method and GPU generation.
+
+**Cluster and cost.** Nodes, CPU cores (per GPU plus tokenization), host RAM (per process, offloaded states,
+staging), shared storage (raw and tokenized data, base model, checkpoints, headroom) and the network each node
+needs (inter-node traffic that must hide behind compute; RDMA above a threshold) follow from the plan.
+Cost = nodes × on-demand price per instance-hour × hours.
+"""
+
+
+def methodology(study: Any) -> Narrative:
+    """Formulas and sources of the estimates in this report."""
+    parts = [_METHOD_COMMON.strip()]
+    if study.serving is not None:
+        parts.append(_METHOD_SERVING.strip())
+    if study.finetune is not None:
+        parts.append(_METHOD_FINETUNE.strip())
+    parts.append("**Sources.** Model architectures: each model's Hugging Face `config.json`. GPU figures: vendor "
+                 "datasheets and whitepapers (dense, not sparse, throughput). Instance prices: the providers' "
+                 "on-demand price lists (region and date in the catalog). Every tunable constant, with its own "
+                 "source, is listed in Appendix A.")
+    return Narrative("\n\n".join(" ".join(p.split("\n")) for p in parts))
+
+
+# --------------------------------------------------------------------------- audit and validation
+
+
+def audit_rows(audit: Any) -> list[dict[str, Any]]:
+    """The audit of the customer's table for results.json: per row what it states and what we find."""
+    out = []
+    for a in audit or []:
+        r, st, rec = a.row, a.stated, a.recommended
+        out.append({
+            "id": r.id, "model": r.model, "method": r.method, "data": r.data, "gpu": r.gpu, "gpus": r.gpus,
+            "weights_fit_in_gpus": a.weights_bytes <= a.gpu_memory_total_bytes,
+            "stated_fits": st.fits, "stated_hours": st.hours if st.fits else None,
+            "stated_meets_deadline": st.meets_deadline,
+            "recommended_gpus": rec.gpus if rec.fits else None, "recommended_hours": rec.hours if rec.fits else None,
+            "recommended_meets_deadline": rec.meets_deadline, "recommended_cost_usd": rec.cost_usd,
+        })
+    return out
+
+
+def _audit_counts(audit: Any) -> dict[str, int]:
+    counts = {"rows": 0, "cannot_hold": 0, "does_not_fit": 0, "late": 0, "more_gpus_than_needed": 0, "ok": 0}
+    for a in audit or []:
+        counts["rows"] += 1
+        if a.weights_bytes > a.gpu_memory_total_bytes:
+            counts["cannot_hold"] += 1
+        elif not a.stated.fits:
+            counts["does_not_fit"] += 1
+        elif not a.stated.meets_deadline:
+            counts["late"] += 1
+        elif a.recommended.fits and a.recommended.meets_deadline and a.recommended.gpus < a.row.gpus:
+            counts["more_gpus_than_needed"] += 1
+        else:
+            counts["ok"] += 1
+    return counts
+
+
+def audit_summary(audit: Any) -> str:
+    """One paragraph: how many rows of the hand-made table hold up, fail to fit, run late or over-provision."""
+    c = _audit_counts(audit)
+    if not c["rows"]:
+        return ""
+    def n(key: str, one: str, many: str) -> str:
+        return f"{c[key]} {one if c[key] == 1 else many}"
+
+    parts = []
+    if c["cannot_hold"]:
+        parts.append(n("cannot_hold", "lists too little GPU memory to hold the model at all",
+                       "list too little GPU memory to hold the model at all"))
+    if c["does_not_fit"]:
+        parts.append(n("does_not_fit", "does not fit in GPU memory with the layout as written",
+                       "do not fit in GPU memory with the layout as written"))
+    if c["late"]:
+        parts.append(n("late", "fits but would not finish within the day", "fit but would not finish within the day"))
+    if c["more_gpus_than_needed"]:
+        parts.append(n("more_gpus_than_needed", "finishes in time but lists more GPUs than needed",
+                       "finish in time but list more GPUs than needed"))
+    parts.append(n("ok", "holds up as written", "hold up as written"))
+    return (f"Of the {c['rows']} rows of the hand-made fine-tuning table, {_join(parts)}. Most rows scale the GPU "
+            "count too slowly with the data: fine-tuning time grows in proportion to the tokens, so 100 × the data "
+            "needs about 100 × the GPU-hours.")
+
+
+def audit_section(study: Any) -> Narrative:
+    """Introduction to the audit of the customer's own table."""
+    summary = audit_summary(study.audit)
+    intro = ("The original request came with a hand-made table of GPUs, CPU cores, memory, storage and network "
+             "per model and data size, to finish each fine-tuning run within one day. Each row is re-estimated "
+             "below with its own model, method, GPU type and count, and its layout as written (TP, DP, ZeRO where "
+             "stated); the last columns give the smallest GPU count of the same type that meets the deadline. "
+             "'BF16' rows are read as LoRA on a 16-bit base and '4-bit' rows as QLoRA, as the table's notes say; "
+             "data sizes are bytes of text.")
+    return Narrative(intro + (f"\n\n{esc(summary)}" if summary else ""))
+
+
+def validation_summary(study: Any) -> Narrative:
+    """How the estimator compares with published measurements and with other tools (empty without validation)."""
+    v = study.validation
+    if v is None:
+        return Narrative("")
+    from .validation.cases import CATEGORY_LABELS
+    from .validation.run import OURS, head_to_head
+
+    scored = [r for r in v.rows if r.case.supported]
+    better, total = 0, 0
+    losses = []
+    for cat in CATEGORY_LABELS:
+        for m in v.methods:
+            h = head_to_head(v.rows, cat, m)
+            if h:
+                total += 1
+                if h[1] < h[2]:
+                    better += 1
+                else:
+                    losses.append(f"{esc(CATEGORY_LABELS[cat])} against {esc(m)}")
+    ours = [s for s in v.summaries if s.method == OURS and s.median_abs_error_pct is not None]
+    text = (f"The estimator is checked against {len(scored)} published measurements — fine-tuning peak memory, "
+            "serving KV-cache capacity, weight and file sizes, parameter counts, training throughput and time — "
+            "each with its configuration and source, using the default assumptions. The table gives our error "
+            "per category (error = (estimate − measured) ÷ measured). ")
+    if ours:
+        text += f"Across categories the median error of our estimates ranges from " \
+                f"{min(s.median_abs_error_pct for s in ours):.1f} % to {max(s.median_abs_error_pct for s in ours):.1f} %. "
+    if total:
+        text += (f"On the cases both cover, our median error is lower than that of the other published methods "
+                 f"({_join([esc(m) for m in v.methods])}) in {better} of {total} comparisons")
+        text += f"; not in: {_join(losses)}." if losses else "."
+    text += " `llmsizing validate` prints every case."
+    return Narrative(text)
+
+
+# --------------------------------------------------------------------------- results.json
+
+
+def _serving_numbers(study: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    sv = study.serving
+    head: dict[str, Any] = {}
+    models = []
+    for m in sv.models:
+        by_gpu = {}
+        for g, est in m.by_gpu.items():
+            cl = m.cluster_by_gpu.get(g)
+            lay = est.layout
+            by_gpu[g] = {
+                "fits": est.fits, "gpus": est.gpus if est.fits else None,
+                "nodes": lay.nodes if est.fits else None,
+                "tensor_parallel": lay.tensor_parallel, "pipeline_parallel": lay.pipeline_parallel,
+                "precision": est.precision, "kv_precision": est.kv_precision,
+                "memory_per_gpu": est.memory_per_gpu.to_dict(), "gpu_memory_bytes": est.gpu_memory_bytes,
+                "kv_cache_capacity_tokens": est.kv_cache_capacity_tokens,
+                "max_concurrent_users": est.max_concurrent_users,
+                "decode_tokens_per_s_per_user": est.decode_tokens_per_s_per_user, "ttft_s": est.ttft_s,
+                "instance": cl.instance if cl else None,
+                "cost_usd_per_hour": cl.cost_usd_per_hour if cl else None,
+                "reason": est.reason,
+            }
+        c = m.users_comparison
+        rec = m.recommended
+        rec_cl = m.cluster_by_gpu.get(m.recommended_gpu) if m.recommended_gpu else None
+        models.append({
+            "model": m.model,
+            "by_gpu": by_gpu,
+            "recommended": {"gpu": m.recommended_gpu, "gpus": rec.gpus if rec else None,
+                            "cost_usd_per_hour": rec_cl.cost_usd_per_hour if rec_cl else None},
+            "users_vs_weights": {k: c[k] for k in ("weights_bytes", "kv_cache_bytes_per_user", "total_bytes",
+                                                   "naive_guess_bytes", "naive_over_actual", "context_tokens")},
+            "context_sweep": [{k: p[k] for k in ("context_tokens", "total_bytes", "gpus")} for p in m.sweep],
+        })
+        pref = m.preferred
+        key = f"serving.{m.model}"
+        head[f"{key}.gpus"] = pref.gpus if pref.fits else None
+        head[f"{key}.memory_per_gpu_bytes"] = round(pref.memory_per_gpu.total)
+        head[f"{key}.recommended_gpu"] = m.recommended_gpu
+        head[f"{key}.recommended_gpus"] = rec.gpus if rec else None
+        head[f"{key}.recommended_usd_per_hour"] = rec_cl.cost_usd_per_hour if rec_cl else None
+        head[f"{key}.users_memory_bytes"] = c["total_bytes"]
+        head[f"{key}.naive_guess_bytes"] = c["naive_guess_bytes"]
+    body = {"gpus": list(sv.gpus), "users": sv.users, "context_tokens": sv.context_tokens, "engine": sv.engine,
+            "models": models}
+    return head, body
+
+
+def _cell_numbers(c: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"model": c.model, "method": c.method, "gpu": c.gpu, "data": c.data}
+    if not c.ok:
+        d.update(fits=False, meets_deadline=False, error=c.error)
+        return d
+    p = c.plan
+    cl = p.cluster
+    lay = p.layout
+    d.update({
+        "fits": p.fits, "meets_deadline": p.meets_deadline, "gpus": p.gpus if p.fits else None,
+        "hours": p.hours, "gpu_hours": p.gpu_hours, "cost_usd": p.cost_usd,
+        "dataset_tokens": p.dataset.text_tokens, "train_tokens": p.dataset.train_tokens, "train_flop": p.train_flop,
+        "layout": lay.to_dict(),
+        "memory_per_gpu_bytes": float(p.memory.total) if p.memory is not None else None,
+        "nodes": cl.nodes if cl else None, "instance": cl.instance if cl else None,
+        "cpu_cores": cl.cpu_cores if cl else None, "ram_bytes": cl.ram_bytes if cl else None,
+        "storage_bytes": cl.storage_bytes if cl else None, "network_gbps": cl.network_gbps if cl else None,
+        "rdma_needed": cl.rdma_needed if cl else None, "limit": p.limit,
+    })
+    return d
+
+
+def _finetune_numbers(study: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    ft = study.finetune
+    head: dict[str, Any] = {}
+    for c in ft.matrix:
+        key = f"finetune.{c.model}.{c.method}.{c.data}"
+        p = c.plan
+        head[f"{key}.gpus"] = p.gpus if p is not None and p.fits else None
+        head[f"{key}.hours"] = p.hours if p is not None and p.fits else None
+        head[f"{key}.cost_usd"] = p.cost_usd if p is not None and p.fits else None
+        head[f"{key}.meets_deadline"] = bool(p is not None and p.meets_deadline)
+    body = {
+        "gpu": ft.gpu, "deadline_hours": ft.deadline_hours, "methods": list(ft.methods),
+        "data_sizes": list(ft.data_sizes),
+        "matrix": [_cell_numbers(c) for c in ft.matrix],
+        "by_gpu": {"method": ft.comparison_method, "data": ft.comparison_data,
+                   "cells": [_cell_numbers(c) for c in ft.by_gpu]},
+        "scaling": {m: [{"gpus": c.plan.gpus, "hours": c.plan.hours, "cost_usd": c.plan.cost_usd,
+                         "meets_deadline": c.plan.meets_deadline} for c in cells]
+                    for m, cells in ft.scaling.items()},
+    }
+    return head, body
+
+
+def results_numbers(study: Any) -> dict[str, Any]:
+    """The ``results`` section of results.json: ``headline`` (flat scalars) plus the full tables.
+
+    Sizes are bytes, times hours (``*_hours``, ``hours``) or seconds (``*_s``), costs USD.
+    ``assumptions`` maps every assumption the estimates read to the value used.
+    """
+    out: dict[str, Any] = {"kind": study.scenario.kind}
+    head: dict[str, Any] = {}
+    if study.serving is not None:
+        h, out["serving"] = _serving_numbers(study)
+        head.update(h)
+    if study.finetune is not None:
+        h, out["finetune"] = _finetune_numbers(study)
+        head.update(h)
+    if study.audit is not None:
+        out["audit"] = audit_rows(study.audit)
+    out["headline"] = head
+    out["assumptions"] = {r["name"]: r["value"] for r in study.assumptions.table(only_used=True)}
+    return out
