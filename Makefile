@@ -4,6 +4,8 @@
 #   make test      run the test suite
 #   make report    render the default scenario (DEFAULT_PARAMS) to reports/
 #   make bench     run the benchmarks
+#   make golden    accept changed golden results (review git diff tests/golden)
+#   make refresh   rebuild the reports whose inputs changed
 #   make clean     remove caches and build leftovers (keeps .venv and reports/)
 #   make distclean clean, and remove .venv too
 
@@ -26,7 +28,7 @@ DEFAULT_PARAMS ?= params/deepseek-r1-family.yaml
 SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
            libfontconfig1 fonts-dejavu-core poppler-utils
 
-.PHONY: venv sysdeps test report bench clean distclean
+.PHONY: venv sysdeps test report bench golden refresh clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -65,8 +67,16 @@ test: venv sysdeps
 report: venv sysdeps
 	$(VENV)/bin/llmsizing run $(DEFAULT_PARAMS)
 
-bench: venv
+bench: venv sysdeps
 	$(VPY) benchmarks/run.py
+
+# Accept modelling changes deliberately: rewrite tests/golden/*.json, then review `git diff tests/golden`.
+golden: venv sysdeps
+	$(VPY) -m llmsizing.golden --update
+
+# Rebuild every report whose inputs changed (see docs/refresh.md).
+refresh: venv sysdeps
+	$(VENV)/bin/llmsizing refresh params/ -j 2
 
 clean:
 	rm -rf build dist .pytest_cache .hypothesis lib/*.egg-info *.egg-info

@@ -1,0 +1,158 @@
+"""``llmsizing finetune MODEL ...``: the smallest cluster that fine-tunes a model by a deadline;
+``llmsizing audit [TABLE]``: the customer's hand-made table checked against the planner."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from ..units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
+
+METHODS = ("full", "lora", "qlora")
+PRECISIONS = ("mixed-bf16", "bf16", "fp32")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd", "sgd-momentum")
+OFFLOADS = ("none", "optimizer", "optimizer+params")
+LANGUAGES = ("en", "zh", "code", "mixed")
+TOKENIZERS = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from ..cli import print_json
+    from ..planner import plan_finetune
+
+    plan = plan_finetune(
+        args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,
+        language=args.language, tokenizer=args.tokenizer, packing=not args.padding, gpus=args.gpus,
+        seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
+        precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
+        pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
+        gpu_memory=args.gpu_memory)
+    d = plan.to_dict()
+    if args.json:
+        print_json(d)
+    else:
+        print(render_plan(d))
+    return 0
+
+
+def render_plan(d: dict) -> str:
+    """The readable (non-JSON) output of ``finetune``."""
+    lay, mem, cl, t = d["layout"], d["memory_per_gpu"], d["cluster"], d["time"]
+    lines = [
+        f"{d['model']} — {d['method']} fine-tuning on {d['gpu']} ({d['precision']}, {d['optimizer']}, "
+        f"sequences of {d['seq_len']:,} tokens)",
+        f"{'Data':14} {d['dataset']['explanation']}",
+        "",
+        f"{'GPUs':14} {d['gpus']} = tp {lay['tp']} × pp {lay['pp']} × dp {lay['dp']}"
+        + (f", ep {lay['ep']}" if lay["ep"] > 1 else "")
+        + f"; ZeRO-{lay['zero']}, offload {lay['offload']}, micro-batch {d['micro_batch']} × "
+        f"{d['grad_accum']} accumulation, checkpointing {'on' if d['gradient_checkpointing'] else 'off'}",
+        f"{'Fits':14} {'yes' if d['fits'] else 'NO — ' + d['fit_reason']}",
+    ]
+    if mem:
+        lines.append(f"{'Memory/GPU':14} {fmt_gib(mem.get('total', 0))} of {fmt_gib(d['gpu_memory_bytes'])}: "
+                     f"weights {fmt_gib(mem.get('weights', 0))}, gradients {fmt_gib(mem.get('gradients', 0))}, "
+                     f"optimizer {fmt_gib(mem.get('optimizer', 0))}, activations {fmt_gib(mem.get('activations', 0))}, "
+                     f"overhead {fmt_gib(mem.get('overhead', 0))}")
+    if t:
+        lines += [
+            f"{'Time':14} {fmt_hours(d['hours'])} ({d['gpu_hours']:,.1f} GPU-hours) for a {d['deadline_hours']:g} h "
+            f"deadline: {'meets it' if d['meets_deadline'] else 'MISSES it'}",
+            f"{'':14} compute {fmt_hours(t['compute_s'] / SECONDS_PER_HOUR)}, communication "
+            f"{fmt_hours(t['comm_s'] / SECONDS_PER_HOUR)}, pipeline bubble {fmt_hours(t['bubble_s'] / SECONDS_PER_HOUR)}, "
+            f"I/O {fmt_hours(t['io_s'] / SECONDS_PER_HOUR)}; scaling efficiency {t['scaling_efficiency']:.0%}",
+            f"{'FLOP':14} {d['train_flop']:.3g} = {fmt_count(d['train_tokens'])} tokens × "
+            f"{d['train_flop_per_token']:.3g} FLOP/token",
+        ]
+    if d["limit"]:
+        lines.append(f"{'Limit':14} {d['limit']}")
+    if cl:
+        node = cl["node"]
+        lines += [
+            "",
+            f"{'Nodes':14} {cl['nodes']} × {node['instance_name'] or 'generic node'} ({cl['gpus_per_node']} GPUs each"
+            + (f", ${node['price_usd_per_hour']:,.2f}/h" if node["price_usd_per_hour"] else "") + ")",
+            f"{'CPU':14} {cl['cpu_cores']:,} vCPUs",
+            f"{'RAM':14} {fmt_gib(cl['ram_bytes'])} in all",
+            f"{'Storage':14} {fmt_gb(cl['storage_bytes'])}",
+            f"{'Network':14} {cl['network_gbps']:,.3g} Gbps per node"
+            + (" (RDMA: InfiniBand, RoCE or EFA)" if cl["rdma_needed"] else ""),
+            f"{'Cost':14} " + (f"${d['cost_usd']:,.0f} on demand" if d["cost_usd"] is not None else "no price"),
+        ]
+        for n in cl["notes"]:
+            lines.append(f"{'':14} note: {n}")
+    for n in d["notes"]:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from ..audit import audit_table, default_table_path
+    from ..cli import print_json
+
+    rows = audit_table(args.table, deadline=args.deadline, language=args.language)
+    if args.json:
+        print_json({"table": str(args.table or default_table_path()), "rows": [r.to_dict() for r in rows],
+                    "stated_fits": sum(r.stated.fits for r in rows),
+                    "stated_meets_deadline": sum(r.stated.meets_deadline for r in rows)})
+        return 0
+    for r in rows:
+        d = r.to_dict()
+        state = ("fits, " + fmt_hours(d["stated_hours"])) if d["stated_fits"] else "does NOT fit"
+        print(f"{d['id']:16} {d['gpus']:>4} × {d['gpu']:10} {d['data']:>5}  as written: {state}")
+        print(f"{'':16} {d['verdict']}")
+    return 0
+
+
+def _bool_flag(p: argparse.ArgumentParser, name: str, help_: str) -> None:
+    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction, default=None,
+                   help=help_)
+
+
+# Let values such as "-5GB" or "-1h" reach the validators (which name the accepted forms) instead of
+# argparse reading them as unknown options; this command has no options that start with "-<digit>".
+_NEGATIVE_VALUE = re.compile(r"^-\.?[0-9]")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("finetune", help="smallest cluster that fine-tunes a model by a deadline",
+                       description="Plan a fine-tuning run: GPU count and layout that fit in memory and meet the "
+                                   "deadline, the cluster (nodes, CPU, RAM, storage, network) and its cost. "
+                                   "Without --gpus the planner chooses the count.")
+    p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
+    p.add_argument("--method", choices=METHODS, default="lora", help="fine-tuning method (default lora)")
+    p.add_argument("--gpu", required=True, help="GPU catalog slug (see 'llmsizing gpus')")
+    p.add_argument("--gpu-memory", default=None, help="override the GPU's memory, e.g. 24GiB")
+    p.add_argument("--gpus", type=int, default=None, help="evaluate exactly this many GPUs")
+    p.add_argument("--data", default="1GB",
+                   help="dataset: bytes of text ('1GB', bare '1G' = bytes), '15.6T tokens' or '1K samples'")
+    p.add_argument("--epochs", default="1", help="passes over the data (positive number, default 1)")
+    p.add_argument("--deadline", default="24h", help="wall-clock deadline, e.g. 24h, 2d, 90m (default 24h)")
+    p.add_argument("--language", choices=LANGUAGES, default="en", help="language of the text (bytes → tokens)")
+    p.add_argument("--tokenizer", choices=TOKENIZERS, default=None, help="tokenizer family (default: the model's)")
+    p.add_argument("--padding", action="store_true", help="pad each batch instead of packing sequences")
+    p.add_argument("--seq-len", type=int, default=4096, help="training sequence length in tokens (default 4096)")
+    p.add_argument("--micro-batch", type=int, default=None, help="sequences per GPU per micro-step (default: search)")
+    _bool_flag(p, "gradient-checkpointing", "recompute activations in backward (default: search)")
+    p.add_argument("--precision", choices=PRECISIONS, default="mixed-bf16", help="training precision")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer")
+    p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=None, help="ZeRO stage (default: search)")
+    p.add_argument("--offload", choices=OFFLOADS, default=None, help="CPU offload (default: search)")
+    p.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: search)")
+    p.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree (default 1)")
+    p.add_argument("--ep", type=int, default=None, help="expert-parallel degree, MoE only (default: search)")
+    p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16)")
+    p.add_argument("--lora-targets", default="all-linear", help="all-linear | attention | q,v | module names")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_finetune)
+    p._negative_number_matcher = _NEGATIVE_VALUE
+
+    a = sub.add_parser("audit", help="check the customer's hand-made fine-tuning table against the planner",
+                       description="For each row of a hardware table (default params/audit/seed-table.yaml): does "
+                                   "the stated layout fit, how long does it take, and what the planner recommends.")
+    a.add_argument("table", nargs="?", default=None, help="table YAML (default params/audit/seed-table.yaml)")
+    a.add_argument("--deadline", default=None, help="override the table's deadline, e.g. 24h")
+    a.add_argument("--language", choices=LANGUAGES, default=None, help="override the table's text language")
+    a.add_argument("--json", action="store_true", help="print one JSON object (rows: one object per table row)")
+    a.set_defaults(handler=_cmd_audit)
+    a._negative_number_matcher = _NEGATIVE_VALUE
