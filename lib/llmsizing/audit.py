@@ -116,6 +116,12 @@ def load_seed_table(path: str | Path | None = None) -> tuple[dict, list[SeedRow]
         catalog.load_gpu(r["gpu"])
         net, rdma = parse_network(r["network"], where)
         lay = parse_strategy(str(r["strategy"]))
+        for k in ("tp", "dp"):
+            if lay[k] is not None and not 1 <= lay[k] <= 1_000_000:
+                raise ScenarioError(f"{where}: strategy {r['strategy']!r}: {k.upper()}={lay[k]} must be a positive "
+                                    f"GPU count")
+        if isinstance(r["cpu_cores"], bool) or not isinstance(r["cpu_cores"], int) or r["cpu_cores"] < 1:
+            raise ScenarioError(f"{where}: cpu_cores must be a positive integer, got {r['cpu_cores']!r}")
         rows.append(SeedRow(
             id=str(r["id"]), model=r["model"], model_text=str(r["model_text"]), precision=str(r["precision"]),
             method=r["method"], data=str(r["data"]), gpus=r["gpus"], gpu=r["gpu"], gpu_text=str(r["gpu_text"]),

@@ -90,6 +90,19 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(None, None, "YAML aliases (*name) are not allowed", event.start_mark)
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        """Refuse a key written twice in one mapping (YAML would silently keep the last)."""
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) < len(node.value):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is written twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        return mapping
+
 
 def safe_yaml_loads(text: str, where: str, error: type[Exception]) -> Any:
     """Parse YAML with the safe loader, no aliases; errors become one-line ``error``s."""

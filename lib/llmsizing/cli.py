@@ -94,19 +94,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SizingError as exc:
         sys.stderr.write(f"llmsizing: error: {_one_line(str(exc))}\n")
         return EXIT_USAGE
-    except OSError as exc:
-        # A path the file system refuses (too long, no permission, not a folder) or a full disk,
-        # outside the places that already turn it into a SizingError.
-        if isinstance(exc, BrokenPipeError):
-            return 0
-        name = f" {_one_line(str(exc.filename), 200)!r}" if exc.filename else ""
-        sys.stderr.write(f"llmsizing: error: cannot access{name}: {_one_line(exc.strerror or str(exc))}\n")
-        return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("llmsizing: interrupted; nothing was written\n")
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A path the file system refuses (too long, no permission, not a folder) or a full disk,
+        # outside the places that already turn it into a SizingError.
+        name = f" {_one_line(str(exc.filename), 200)!r}" if exc.filename else ""
+        sys.stderr.write(f"llmsizing: error: cannot access{name}: {_one_line(exc.strerror or str(exc))}\n")
+        return EXIT_USAGE
     return int(code or 0)
 
 

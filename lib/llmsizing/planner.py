@@ -214,7 +214,7 @@ class ClusterPlan:
     cpu_cores: int              # vCPUs required, all nodes
     ram_bytes: int              # host RAM required, all nodes
     storage_bytes: int          # shared storage required
-    network_gbps: float         # per node: inter-node traffic to hide behind compute (or data ingest)
+    network_gbps: float         # per node: link to provision (traffic to hide behind compute, capped at the node's network; or data ingest)
     rdma_needed: bool
     instance: str | None
     node: dict                  # what one instance provides (vCPUs, RAM, NVMe, network, price)
@@ -1372,7 +1372,13 @@ def _cluster_plan(ctx: _Context, ds: DatasetSize, deadline_s: float, n: int, sh:
             net_parts["comm_gbps"] = cluster.gbps(per_gpu * gpn_used / step_compute)
     ingest_window = float(a["tokenization_time_fraction"]) * deadline_s
     net_parts["ingest_gbps"] = cluster.gbps((ds.raw_bytes + ctx.checkpoint_native_bytes) / nodes / ingest_window)
-    network = max(net_parts["comm_gbps"], net_parts["ingest_gbps"])
+    # The link to provision: what hides communication behind compute, but never more than the node's
+    # network (beyond it the communication is exposed in the time, and a note says so). Tiny runs with
+    # one short step would otherwise "need" far more than any network offers.
+    link_gbps = net_parts["comm_gbps"]
+    if node.network_gbps and link_gbps > node.network_gbps:
+        link_gbps = node.network_gbps
+    network = max(link_gbps, net_parts["ingest_gbps"])
     rdma = cluster.rdma_needed(net_parts["comm_gbps"], nodes, a)
     if node.instance is None:
         notes.append(f"no cloud instance with {ctx.gpu.slug} in the catalog: generic {node.gpus_per_node}-GPU "

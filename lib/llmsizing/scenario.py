@@ -116,8 +116,14 @@ def _str(value: Any, ctx: _Ctx, *, max_chars: int = 200, allow_empty: bool = Tru
         raise ctx.fail("contains a NUL character")
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError:  # YAML "\ud800": a lone surrogate cannot be written to the report
-        raise ctx.fail("contains a character that is not valid Unicode (a lone surrogate such as \\ud800)") from None
+    except UnicodeEncodeError:
+        # JSON-style escapes of a character beyond U+FFFF ("\ud83d\ude80") reach us from YAML as two
+        # surrogates: join such pairs; a lone surrogate ("\ud800") cannot be written to the report.
+        try:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            raise ctx.fail("contains a character that is not valid Unicode (a lone surrogate such as "
+                           "\\ud800)") from None
     return value
 
 

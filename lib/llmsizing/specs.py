@@ -90,7 +90,12 @@ def _req(cfg: Mapping[str, Any], key: str, where: str) -> Any:
     return cfg[key]
 
 
-def _int(cfg: Mapping[str, Any], key: str, where: str, default: Any = ..., minimum: int = 1) -> int:
+#: Most decoder layers a config may declare (real models have < 200; the math lists modules per layer).
+MAX_LAYERS = 10_000
+
+
+def _int(cfg: Mapping[str, Any], key: str, where: str, default: Any = ..., minimum: int = 1,
+         maximum: int | None = None) -> int:
     if default is ...:
         value = _req(cfg, key, where)
     else:
@@ -101,6 +106,8 @@ def _int(cfg: Mapping[str, Any], key: str, where: str, default: Any = ..., minim
         raise ConfigError(f"{where}: config field '{key}' must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{where}: config field '{key}' must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{where}: config field '{key}' must be <= {maximum}, got {value}")
     return value
 
 
@@ -154,7 +161,7 @@ def model_spec_from_config(
                          params_published=params_published, sources=sources)
 
     h = _int(cfg, "hidden_size", where)
-    L = _int(cfg, "num_hidden_layers", where)
+    L = _int(cfg, "num_hidden_layers", where, maximum=MAX_LAYERS)
     n_h = _int(cfg, "num_attention_heads", where)
     n_kv = _int(cfg, "num_key_value_heads", where, default=n_h)
     head_dim = _int(cfg, "head_dim", where, default=h // n_h)
@@ -242,13 +249,16 @@ def model_spec_from_config(
             qk_nope_head_dim=_int(cfg, "qk_nope_head_dim", where),
             qk_rope_head_dim=_int(cfg, "qk_rope_head_dim", where),
             v_head_dim=_int(cfg, "v_head_dim", where),
-            mtp_layers=_int(cfg, "num_nextn_predict_layers", where, default=0, minimum=0),
+            mtp_layers=_int(cfg, "num_nextn_predict_layers", where, default=0, minimum=0, maximum=MAX_LAYERS),
         )
         kw["head_dim"] = kw["qk_nope_head_dim"] + kw["qk_rope_head_dim"]
         kw["intermediate_size"] = _int(cfg, "intermediate_size", where)
         q = _mapping(cfg, "quantization_config", where)
         if q.get("quant_method") == "fp8":
             kw["checkpoint_format"] = "fp8-block128"
+    if kw.get("num_experts") and kw["experts_per_token"] > kw["num_experts"]:
+        raise ConfigError(f"{where}: config field 'num_experts_per_tok' ({kw['experts_per_token']}) exceeds the "
+                          f"number of experts ({kw['num_experts']})")
     if kw["intermediate_size"] == 0 and len(kw.get("moe_layers", ())) < L:
         raise ConfigError(f"{where}: config field 'intermediate_size' is missing (needed for family '{family}')")
     return ModelSpec(**kw)
@@ -258,7 +268,7 @@ def _mpt_spec(cfg, *, slug, name, where, hf_id, params_published, sources) -> Mo
     """MPT (MosaicML): fused Wqkv, GELU MLP (up, down), LayerNorm without bias, ALiBi, tied embeddings."""
     h = _int(cfg, "d_model", where)
     n_h = _int(cfg, "n_heads", where)
-    L = _int(cfg, "n_layers", where)
+    L = _int(cfg, "n_layers", where, maximum=MAX_LAYERS)
     V = _int(cfg, "vocab_size", where)
     ratio = cfg.get("expansion_ratio", 4)
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1e6:

@@ -45,6 +45,12 @@ _SIZE_RE = re.compile(
 )
 
 
+_BYTE_WORDS = ("", "b", "byte", "bytes")
+_TOKEN_WORDS = ("token", "tokens", "tok")
+_SAMPLE_WORDS = ("sample", "samples", "examples", "rows")
+_UNIT_WORDS = frozenset(_BYTE_WORDS + _TOKEN_WORDS + _SAMPLE_WORDS) - {""}
+
+
 @dataclass(frozen=True)
 class DataSize:
     """A dataset size: ``amount`` of ``unit`` (bytes of raw text, tokens or samples)."""
@@ -71,15 +77,18 @@ def parse_data_size(text: str | int | float) -> DataSize:
         m = _SIZE_RE.match(raw)
         if not m:
             raise ScenarioError(f"cannot parse data size {raw!r}; accepted: {DATA_FORMS}")
-        value = float(m.group("num")) * (10 ** int(m.group("exp")) if m.group("exp") else 1)
+        # float() of the text, not 10 ** exp: '1e400' becomes inf (refused below), not an OverflowError.
+        value = float(m.group("num") + (f"e{m.group('exp')}" if m.group("exp") else ""))
         prefix = (m.group("prefix") or "").upper()
         word = m.group("unit").lower()
+        if prefix and word not in _UNIT_WORDS and (m.group("prefix") + m.group("unit")).lower() in _UNIT_WORDS:
+            prefix, word = "", (m.group("prefix") + m.group("unit")).lower()  # '1 tokens': 't' is not tera
         mult = _BINARY[prefix] if prefix in _BINARY else _DECIMAL[prefix]
-        if word in ("", "b", "byte", "bytes"):
+        if word in _BYTE_WORDS:
             unit = "bytes"
-        elif word in ("token", "tokens", "tok"):
+        elif word in _TOKEN_WORDS:
             unit = "tokens"
-        elif word in ("sample", "samples", "examples", "rows"):
+        elif word in _SAMPLE_WORDS:
             unit = "samples"
         else:
             raise ScenarioError(f"unknown unit {m.group('unit')!r} in data size {raw!r}; accepted: {DATA_FORMS}")

@@ -46,6 +46,32 @@ def registry() -> dict[str, Assumption]:
     return out
 
 
+#: Units of whole counts the estimators divide by or search over: an override must be >= 1.
+COUNT_UNITS = frozenset({"tokens", "sequences", "stages", "nodes", "GPUs", "chunks", "users", "units", "params"})
+#: Units of search limits (layouts are enumerated up to them): an override must stay below this.
+SEARCH_LIMIT_UNITS = frozenset({"nodes", "GPUs", "stages"})
+MAX_SEARCH_LIMIT = 65536
+#: Rates, bytes per token and intervals the estimators divide by: an override must be > 0.
+POSITIVE_UNITS = frozenset({"bytes/s", "params/s", "Gbps", "bytes/token", "h"})
+#: Fractions that scale a throughput, a memory budget or a time budget (divisors): an override must be > 0.
+_POSITIVE_FRACTION_WORDS = ("efficiency", "mfu_", "utilization", "usable", "tokenization_time")
+
+
+def _check_domain(a: Assumption, value: float) -> None:
+    """Range checks implied by the unit, so an override cannot make an estimator divide by zero."""
+    if a.unit in COUNT_UNITS and isinstance(a.value, int) and (value < 1 or value != int(value)):
+        raise ScenarioError(f"assumption '{a.name}' must be a whole number >= 1 ({a.unit}), got {value!r}")
+    if a.unit in SEARCH_LIMIT_UNITS and value > MAX_SEARCH_LIMIT:
+        raise ScenarioError(f"assumption '{a.name}' must be at most {MAX_SEARCH_LIMIT} ({a.unit}), got {value!r}")
+    if a.unit in POSITIVE_UNITS and value <= 0:
+        raise ScenarioError(f"assumption '{a.name}' must be > 0 ({a.unit}), got {value!r}")
+    if a.unit == "fraction":
+        if value > 1:
+            raise ScenarioError(f"assumption '{a.name}' is a fraction: it must be between 0 and 1, got {value!r}")
+        if value == 0 and any(w in a.name for w in _POSITIVE_FRACTION_WORDS):
+            raise ScenarioError(f"assumption '{a.name}' must be > 0 (a fraction of peak or of memory), got {value!r}")
+
+
 def _coerce(a: Assumption, value: Any) -> Any:
     base = a.value
     if isinstance(base, bool):
@@ -57,6 +83,7 @@ def _coerce(a: Assumption, value: Any) -> Any:
             raise ScenarioError(f"assumption '{a.name}' must be a number ({a.unit}), got {value!r}")
         if not math.isfinite(value) or value < 0:
             raise ScenarioError(f"assumption '{a.name}' must be a finite number >= 0 ({a.unit}), got {value!r}")
+        _check_domain(a, value)
         return float(value) if isinstance(base, float) else value
     if not isinstance(value, str):
         raise ScenarioError(f"assumption '{a.name}' must be a string, got {value!r}")
