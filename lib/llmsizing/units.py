@@ -51,6 +51,9 @@ _SAMPLE_WORDS = ("sample", "samples", "examples", "rows")
 _UNIT_WORDS = frozenset(_BYTE_WORDS + _TOKEN_WORDS + _SAMPLE_WORDS) - {""}
 
 
+_BILLION_COUNT_RE = re.compile(r"([0-9.])\s*[Bb]\s+(tokens?|tok|samples?|examples|rows)\s*$")
+
+
 @dataclass(frozen=True)
 class DataSize:
     """A dataset size: ``amount`` of ``unit`` (bytes of raw text, tokens or samples)."""
@@ -74,7 +77,8 @@ def parse_data_size(text: str | int | float) -> DataSize:
         raw = str(text)
     else:
         raw = str(text)
-        m = _SIZE_RE.match(raw)
+        # "1B tokens" / "2.5B samples": B means billion for counts (for bytes, "1B" is one byte)
+        m = _SIZE_RE.match(_BILLION_COUNT_RE.sub(r"\1G \2", raw))
         if not m:
             raise ScenarioError(f"cannot parse data size {raw!r}; accepted: {DATA_FORMS}")
         # float() of the text, not 10 ** exp: '1e400' becomes inf (refused below), not an OverflowError.
