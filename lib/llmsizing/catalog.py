@@ -64,21 +64,31 @@ def _catalog_dirs(kind: str) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def read_yaml_file(path: Path) -> Any:
-    """Read one YAML file safely (no tags, no aliases bombs, size-limited, UTF-8)."""
+def read_text_file(path: Path, error: type[Exception] = CatalogError, max_bytes: int = MAX_CATALOG_FILE_BYTES,
+                   what: str = "file") -> str:
+    """Read a small UTF-8 text file; every problem is one ``error`` line naming the file."""
+    where = str(path)
     try:
         size = path.stat().st_size
+    except FileNotFoundError:
+        raise error(f"{where}: no such {what}") from None
     except OSError as exc:
-        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from None
-    if size > MAX_CATALOG_FILE_BYTES:
-        raise CatalogError(f"{path}: file is {size} bytes, over the {MAX_CATALOG_FILE_BYTES}-byte limit")
+        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+    if not path.is_file():
+        raise error(f"{where}: not a file")
+    if size > max_bytes:
+        raise error(f"{where}: file is {size} bytes, over the {max_bytes}-byte limit")
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise CatalogError(f"{path}: not UTF-8 text") from None
+        raise error(f"{where}: not UTF-8 text") from None
     except OSError as exc:
-        raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return safe_yaml_loads(text, str(path), CatalogError)
+        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_yaml_file(path: Path) -> Any:
+    """Read one catalog YAML file safely (no tags, no alias bombs, size-limited, UTF-8)."""
+    return safe_yaml_loads(read_text_file(path), str(path), CatalogError)
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -621,26 +621,11 @@ def load_scenario(path: str | Path) -> Scenario:
 
     A missing ``scenario_name`` defaults to the file's stem (which must then be a safe slug).
     """
-    from .catalog import safe_yaml_loads
+    from .catalog import read_text_file, safe_yaml_loads
 
     p = Path(path)
     where = str(path)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise ScenarioError(f"{where}: no such params file") from None
-    except OSError as exc:
-        raise ScenarioError(f"{where}: cannot read ({exc.strerror or exc})") from None
-    if not p.is_file():
-        raise ScenarioError(f"{where}: not a file")
-    if size > MAX_PARAMS_FILE_BYTES:
-        raise ScenarioError(f"{where}: file is {size} bytes, over the {MAX_PARAMS_FILE_BYTES}-byte limit")
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{where}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ScenarioError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    text = read_text_file(p, ScenarioError, MAX_PARAMS_FILE_BYTES, what="params file")
     data = safe_yaml_loads(text, where, ScenarioError)
     if data is None:
         raise ScenarioError(f"{where}: the file is empty; it needs at least 'kind' (one of: {', '.join(KINDS)})")
