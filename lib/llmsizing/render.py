@@ -167,6 +167,9 @@ def execute_notebook(
                     log_output=False,
                     cwd=None if cwd is None else str(cwd),
                     execution_timeout=timeout_s,
+                    # keep ipykernel's start-up log (e.g. its TCP-transport warning) off the console:
+                    # the report's own messages are the one line the command prints
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 )
             except PapermillExecutionError as exc:
                 failed = _failed_path(output)
