@@ -141,13 +141,8 @@ def test_megatron_training_time_projection(cid, shape, tokens, gpus, days):
 KORTHIKANTI = [
     ("C-korthikanti-e2e-22b", (6144, 64, 48), 8, 1, 8, 4, 1.42),
     ("C-korthikanti-e2e-175b", (12288, 96, 96), 8, 8, 64, 64, 18.13),
-    pytest.param("C-korthikanti-e2e-530b", (20480, 128, 105), 8, 35, 280, 280, 49.05, marks=pytest.mark.xfail(
-        strict=True, reason="estimate 60.3 s vs 49.05 s measured (+23%): the 2022 Megatron stack behind this table "
-                            "runs ~20% above the 2021 weak-scaling table mfu_full_ampere is calibrated on (MFU 56% "
-                            "with selective recompute vs 52% HFU in 2021)"), id="C-korthikanti-e2e-530b"),
-    pytest.param("C-korthikanti-e2e-1t", (25600, 160, 128), 8, 64, 512, 512, 94.42, marks=pytest.mark.xfail(
-        strict=True, reason="estimate 114.4 s vs 94.42 s measured (+21%), same cause as the 530B row"),
-        id="C-korthikanti-e2e-1t"),
+    ("C-korthikanti-e2e-530b", (20480, 128, 105), 8, 35, 280, 280, 49.05),
+    ("C-korthikanti-e2e-1t", (25600, 160, 128), 8, 64, 512, 512, 94.42),
 ]
 
 
