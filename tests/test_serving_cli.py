@@ -131,3 +131,21 @@ def test_parse_tokens():
         parse_tokens("lots")
     with pytest.raises(ScenarioError):
         parse_tokens("1.5")
+
+
+def test_serve_json_has_instances_and_cost(capsys):
+    """Serving plans carry instances, cost per hour and per million output tokens (issue #5)."""
+    import json
+
+    from llmsizing.cli import main
+
+    assert main(["serve", "deepseek-r1-distill-llama-70b", "--gpu", "h100-80gb", "--users", "3",
+                 "--context", "32768", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    c = d["cluster"]
+    assert c["gpus"] == d["gpus"] and c["nodes"] * c["gpus_per_node"] >= d["gpus"]
+    # cost per hour = nodes × price; $/M tokens = cost per hour / (tokens/s × 3600 / 1e6)
+    assert c["cost_usd_per_hour"] == pytest.approx(c["nodes"] * c["price_usd_per_hour"])
+    tokens_per_s = d["decode_tokens_per_s_per_user"] * d["users"]
+    assert c["cost_usd_per_million_output_tokens"] == pytest.approx(
+        c["cost_usd_per_hour"] / (tokens_per_s * 3600 / 1e6))

@@ -81,10 +81,19 @@ def _cmd_serve(args) -> int:
         enforce_eager=args.enforce_eager,
     )
     d = est.to_dict()
+    # instances, $/hour and $/million output tokens for the layout (fits or not: what it would cost)
+    from ..cluster import serving_cluster
+
+    d["cluster"] = serving_cluster(d).to_dict() if d.get("gpus") else None
     if args.json:
         print_json(d)
     else:
         print(render_table(d))
+        c = d["cluster"]
+        if c and c["cost_usd_per_hour"] is not None:
+            per_m = c["cost_usd_per_million_output_tokens"]
+            print(f"Cost (catalog price) {c['nodes']} × {c['instance_name']}: USD {c['cost_usd_per_hour']:,.2f} per hour"
+                  + (f", USD {per_m:,.2f} per million output tokens at {d['users']} users" if per_m else ""))
     return 0
 
 
