@@ -1269,6 +1269,10 @@ def _make_plan(ctx: _Context, ds: DatasetSize, deadline_s: float, n: int, sh: _S
     notes = []
     if ds.unit == "bytes" and ds.train_tokens < ctx.S:
         notes.append(f"the dataset ({ds.text_tokens:,.0f} tokens) is shorter than one {ctx.S}-token sequence")
+    if sh.offload == "optimizer+params":
+        notes.append(f"parameters live in host RAM (ZeRO-3 parameter offload, ZeRO-Infinity style) and are "
+                     f"streamed to the GPUs over PCIe for every pass: {cl.ram_bytes / 2**30:,.0f} GiB of host RAM "
+                     f"in all; slow per token, chosen because it needs the fewest GPUs")
     return FinetunePlan(
         model=ctx.spec.slug, method=ctx.req.method, gpu=ctx.gpu.slug, precision=ctx.req.precision,
         optimizer=ctx.req.optimizer, seq_len=ctx.S,
