@@ -148,7 +148,8 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
 
         m = finetune_memory(spec, finetune_setup(s), gpu)
         return float({"allocated": m.allocated, "reserved": m.reserved, "device": m.total}[q])
-    if est in ("throughput", "time") and s.get("zero") == 3 and case.extra.get("global_batch_size"):
+    if (est in ("throughput", "time") and s.get("zero") == 3 and case.extra.get("global_batch_size")
+            and case.gpus > gpu.node_gpus_max):
         # ZeRO-3 data parallelism across nodes: the parameter gathers and gradient reduce-scatters go
         # over the node network, which only the planner's step time models (compute_hours leaves it out)
         return tokens_per_s_to_quantity(case, spec, gpu, _zero3_tokens_per_s_per_gpu(case, spec, gpu, s))
@@ -167,7 +168,7 @@ def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
     seq = int(s["seq_len"])
     global_tokens = int(case.extra["global_batch_size"]) * seq
     p = planner.evaluate_layout(spec, s.get("method", "full"), gpu, f"{global_tokens * 10} tokens", gpus=case.gpus,
-                                tp=1, pp=1, zero=3, micro_batch=int(s["micro_batch"]),
+                                tp=1, pp=1, zero=3, offload="none", micro_batch=int(s["micro_batch"]),
                                 gradient_checkpointing=bool(s.get("gradient_checkpointing", True)), seq_len=seq,
                                 deadline="1000d", precision=s.get("precision", "mixed-bf16"),
                                 assumptions={"global_batch_tokens": global_tokens})
