@@ -6,6 +6,7 @@ Built once per session by the ``default_report`` fixture (tests/conftest.py).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 
 import nbformat
@@ -154,3 +155,11 @@ def test_audit_of_the_hand_made_table(flat):
     assert "Audit of the hand-made fine-tuning table" in flat
     assert "rows of the hand-made fine-tuning table" in flat
     assert not re.search(r"[\u3400-\u9fff]", flat), "the report font has no CJK glyphs: translate"
+
+
+def test_validation_appendix_has_summary_and_plot(flat, default_report):
+    """Issue #9: the customer report's appendix shows the validation summary and a predicted-vs-measured plot."""
+    assert "Appendix D: Validation" in flat
+    assert "Predicted against measured" in flat
+    html = Path(default_report.files["html"]).read_text()
+    assert html.count("data:image/png;base64,") >= 7  # six report figures + the validation plot

@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .units import GiB
 
-__all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "memory_breakdown",
+__all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "memory_breakdown", "validation_plot",
            "serving_cost", "time_vs_gpus"]
 
 #: Width of the A4 text column (176 mm) in inches; figures are drawn at print size.
@@ -340,3 +340,15 @@ def finetune_cost(study: Any) -> ReportFigure:
     return ReportFigure(fig, f"Fine-tuning cost by GPU type: {ft.comparison_method}, {ft.comparison_data} of data, "
                              f"within {ft.deadline_hours:g} h (hollow marker: misses the deadline; no marker: does "
                              "not fit, or no priced instance in the catalog).")
+
+
+def validation_plot(study: Any) -> ReportFigure | None:
+    """Predicted against measured for every scored validation case (ours and the other methods), log-log."""
+    if study.validation is None:
+        return None
+    from .validation.report import figure_predicted_vs_measured
+
+    fig = figure_predicted_vs_measured(study.validation)
+    return ReportFigure(fig, "Predicted against measured, one panel per category (log-log; on the diagonal = exact). "
+                             "Filled markers: this estimator; other markers: the published formulas of other tools "
+                             "where they apply. Throughput and time cases are shown as trained tokens/s per GPU.")
