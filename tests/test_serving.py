@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -345,17 +344,15 @@ def test_property_memory_parts_and_capacity_are_consistent(users, context, tp):
         assert mem.capacity_tokens(16) >= users * context
 
 
-def test_sweep_covers_every_combination_quickly():
-    t0 = time.perf_counter()
+def test_sweep_covers_every_combination():
+    """Speed bar (2 s): benchmarks/bench_serving.py, not a timed test."""
     rows = serve_sweep()
-    elapsed = time.perf_counter() - t0
     assert len(rows) == 7 * 4 * 6
     assert {(r["model"], r["precision"], r["gpu"]) for r in rows} == {
         (m, p, g) for m in serving.DEEPSEEK_R1_FAMILY for p in serving.SWEEP_PRECISIONS for g in serving.SWEEP_GPUS}
     for r in rows:
         assert r["reason"]
         assert (r["fits"] and r["gpus"] >= 1) or not r["fits"]
-    assert elapsed < 2.0 * 3  # bar is 2 s (benchmarks/bench_serving.py); loose here against slow CI machines
     r1 = {(r["precision"], r["gpu"]): r for r in rows if r["model"] == "deepseek-r1"}
     assert r1[("fp8", "h200")]["gpus"] == 8 and r1[("fp8", "h100-80gb")]["gpus"] == 16
     assert r1[("bf16", "h200")]["gpus"] == 16
