@@ -39,7 +39,8 @@ def main() -> None:
     serve_sweep()
     warm = time.perf_counter() - t0
     fits = sum(1 for r in rows if r["fits"])
-    print(f"   serve_sweep: {len(rows)} scenarios ({fits} fit, {len(rows) - fits} with a reason)")
+    print(f"   serve_sweep: {len(rows)} combinations, each with a reason ({fits} fit on some layout, "
+          f"{len(rows) - fits} fit nowhere)")
     print(f"   cold {cold:.3f} s, warm {warm:.3f} s (bar {BAR_S:.1f} s): {'OK' if cold < BAR_S else 'TOO SLOW'}")
 
 

@@ -281,7 +281,8 @@ def model_from_config_file(path: Path) -> ModelSpec:
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise ConfigError(f"{where}: invalid JSON: {' '.join(str(exc).split())[:200]}") from None
     slug = path.parent.name or path.stem
-    return model_spec_from_config(cfg, slug=slug, name=cfg.get("_name_or_path") if isinstance(cfg, dict) and isinstance(cfg.get("_name_or_path"), str) else slug, where=where)
+    name = cfg.get("_name_or_path") if isinstance(cfg, dict) else None
+    return model_spec_from_config(cfg, slug=slug, name=name if isinstance(name, str) and name else slug, where=where)
 
 
 def list_models() -> list[ModelSpec]:

@@ -37,6 +37,11 @@ class SpeedEstimate:
                 "bound": self.bound}
 
 
+# Activations travel between tensor-parallel ranks in 16-bit (bf16/fp16) in vLLM and SGLang,
+# whatever the weight format: the all-reduce message per token is hidden_size × 2 bytes.
+ACTIVATION_BYTES = 2.0
+
+
 def decode_context_tokens(prompt_tokens: int, context_tokens: int) -> int:
     """Mean KV length over the answer: prompt + (context − prompt) / 2 (the answer grows linearly)."""
     return prompt_tokens + (context_tokens - prompt_tokens) // 2
@@ -117,7 +122,7 @@ def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> S
     bw_moe = gpu.mem_bw_bytes_per_s * a["moe_bandwidth_efficiency"]
     peak = peak_flop_per_s(gpu, plan.compute) * (a["moe_flop_efficiency"] if spec.is_moe else a["flop_efficiency"])
     link_bw, link_lat = _links(plan, tp, lay.gpus_per_node, a)
-    act_bytes = 2.0
+    act_bytes = ACTIVATION_BYTES
     users = plan.users
     ctx = decode_context_tokens(plan.prompt_tokens, plan.context_tokens)
     kv_layer = kv_elems_per_token_per_layer_per_gpu(spec, tp, plan.mla_mode) * plan.kv_bytes

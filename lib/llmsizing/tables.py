@@ -311,16 +311,22 @@ def _cell_text(cell: Any, what: str = "gpus") -> str:
     return text if p.meets_deadline else f"{text} (misses deadline)"
 
 
-def finetune_matrix(study: Any) -> Table:
-    """Models × methods × data sizes: GPUs and time of the smallest plan that meets the deadline."""
-    ft = study.finetune
+def _matrix_rows(ft: Any, column: str, what: str) -> list[dict[str, Any]]:
+    """One row per model × method, one column per data size (``column`` formats its header)."""
     rows = []
     for model in dict.fromkeys(c.model for c in ft.matrix):
         for method in ft.methods:
             row = {"Model": ft.model_names.get(model, model), "Method": _method(method)}
             for d in ft.data_sizes:
-                row[d] = _cell_text(ft.cell(model, method, d))
+                row[column.format(d=d)] = _cell_text(ft.cell(model, method, d), what)
             rows.append(row)
+    return rows
+
+
+def finetune_matrix(study: Any) -> Table:
+    """Models × methods × data sizes: GPUs and time of the smallest plan that meets the deadline."""
+    ft = study.finetune
+    rows = _matrix_rows(ft, "{d}", "gpus")
     notes = [f"Each cell: GPUs ({gpu_label(ft.gpu)}) · wall-clock time of the smallest plan that finishes within "
              f"{_deadline(ft.deadline_hours)}. 'misses deadline': the fastest plan found, which is still too slow; "
              "'does not fit': no layout fits in GPU memory.",
@@ -334,13 +340,7 @@ def finetune_matrix(study: Any) -> Table:
 def finetune_cost_matrix(study: Any) -> Table:
     """Models × methods × data sizes: cost of each run (USD, on-demand instances)."""
     ft = study.finetune
-    rows = []
-    for model in dict.fromkeys(c.model for c in ft.matrix):
-        for method in ft.methods:
-            row = {"Model": ft.model_names.get(model, model), "Method": _method(method)}
-            for d in ft.data_sizes:
-                row[f"{d} (USD)"] = _cell_text(ft.cell(model, method, d), "cost")
-            rows.append(row)
+    rows = _matrix_rows(ft, "{d} (USD)", "cost")
     notes = ["Cost = nodes × on-demand price per node-hour × hours, for the plans of the previous table."]
     if all(c.plan is None or c.plan.cost_usd is None for c in ft.matrix):
         notes.append(f"The catalog has no priced cloud instance with {gpu_label(ft.gpu)} GPUs.")
