@@ -72,7 +72,7 @@ bench: venv sysdeps
 
 # Accept modelling changes deliberately: rewrite tests/golden/*.json, then review `git diff tests/golden`.
 golden: venv sysdeps
-	$(VPY) -m llmsizing.golden --update
+	$(VPY) -m llmsizing.report.golden --update
 
 # Rebuild every report whose inputs changed (see docs/refresh.md).
 refresh: venv sysdeps

@@ -25,7 +25,8 @@ BAR_CORES = 2
 
 
 def _clear_caches() -> None:
-    from llmsizing import architecture, catalog, instances, planner
+    from llmsizing import architecture, catalog, instances
+    from llmsizing.planner import search as planner
 
     for fn in (catalog.model_entries, catalog.gpu_catalog, catalog.precision_catalog, architecture.model_modules,
                architecture.mtp_modules, instances.instance_catalog, instances.instances_for_gpu,
@@ -36,7 +37,7 @@ def _clear_caches() -> None:
 
 
 def run(workers: int) -> tuple[float, list[dict]]:
-    from llmsizing.planner import finetune_matrix
+    from llmsizing.planner.search import finetune_matrix
 
     _clear_caches()
     t0 = time.perf_counter()

@@ -25,7 +25,7 @@ def bare_papermill_s(workdir: Path) -> float:
     import papermill as pm
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from llmsizing.render import KERNEL_NAME
+    from llmsizing.report.render import KERNEL_NAME
 
     src = workdir / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("")])
@@ -39,7 +39,7 @@ def bare_papermill_s(workdir: Path) -> float:
 
 def build_s(params: list[Path], workdir: Path) -> tuple[float, list]:
     """Seconds to build the reports (HTML and PDF) for ``params``, and what was built."""
-    from llmsizing.runner import run_scenarios
+    from llmsizing.report.runner import run_scenarios
 
     t0 = time.perf_counter()
     results = run_scenarios(params, workdir / "reports", ("html", "pdf"))

@@ -21,7 +21,8 @@ BAR_S = 2.0
 
 
 def _clear_caches() -> None:
-    from llmsizing import architecture, catalog, serving
+    from llmsizing import architecture, catalog
+    from llmsizing.serving import estimate as serving
 
     for fn in (catalog.model_entries, catalog.gpu_catalog, catalog.precision_catalog, architecture.model_modules,
                architecture.mtp_modules, serving.weight_table):
@@ -29,7 +30,7 @@ def _clear_caches() -> None:
 
 
 def main() -> None:
-    from llmsizing.serving import serve_sweep
+    from llmsizing.serving.estimate import serve_sweep
 
     _clear_caches()
     t0 = time.perf_counter()

@@ -34,9 +34,9 @@ def _clear_caches() -> None:
 
 def sweep() -> list[dict]:
     from llmsizing import catalog
-    from llmsizing import training_compute as TC
+    from llmsizing.training import compute as TC
     from llmsizing.assumptions import Assumptions
-    from llmsizing.training import FinetuneSetup
+    from llmsizing.training.memory import FinetuneSetup
 
     a = Assumptions()
     rows = []

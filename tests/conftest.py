@@ -26,7 +26,7 @@ def weasyprint_usable() -> bool:
 @_pytest.fixture(scope="session")
 def default_report(tmp_path_factory):
     """``llmsizing run params/deepseek-r1-family.yaml`` into a temporary reports folder."""
-    from llmsizing.runner import run_scenario
+    from llmsizing.report.runner import run_scenario
 
     out = tmp_path_factory.mktemp("reports")
     formats = ("html", "pdf") if weasyprint_usable() else ("html",)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmsizing.audit import audit_table, default_table_path, load_seed_table, parse_network, parse_strategy
+from llmsizing.planner.audit import audit_table, default_table_path, load_seed_table, parse_network, parse_strategy
 from llmsizing.errors import CatalogError, ScenarioError
 
 TABLE = Path(__file__).resolve().parents[1] / "params" / "audit" / "seed-table.yaml"

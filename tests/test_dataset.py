@@ -8,10 +8,7 @@ import pytest
 
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions, registry
-from llmsizing.dataset import (
-    LANGUAGES, TOKENIZER_FAMILIES, bytes_per_token, bytes_per_token_table, check_epochs, dataset_size,
-    tokenizer_family,
-)
+from llmsizing.dataset import LANGUAGES, TOKENIZER_FAMILIES, bytes_per_token, bytes_per_token_table, check_epochs, dataset_size, tokenizer_family
 from llmsizing.errors import ScenarioError
 from llmsizing.units import parse_data_size
 

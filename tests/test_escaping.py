@@ -23,12 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from papermill.translators import PythonTranslator
 
-from llmsizing import catalog, render
+from llmsizing import catalog
+from llmsizing.report import render
 from llmsizing.cli import main
 from llmsizing.errors import SizingError
-from llmsizing.results import read_results
-from llmsizing.runner import run_scenario
-from llmsizing.scenario import MAX_TEXT_CHARS, Scenario
+from llmsizing.report.results import read_results
+from llmsizing.report.runner import run_scenario
+from llmsizing.report.scenario import MAX_TEXT_CHARS, Scenario
 
 DATA = Path(__file__).parent / "data"
 FAULT_NOTEBOOKS = DATA / "fault_notebooks"

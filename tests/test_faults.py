@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from llmsizing import catalog, render
+from llmsizing import catalog
+from llmsizing.report import render
 from llmsizing.cli import main
 
 pytestmark = [pytest.mark.notebook, pytest.mark.render, pytest.mark.slow]
@@ -89,7 +90,7 @@ def _good_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("LLMSIZING_CATALOG_DIR", raising=False)
         mp.setenv("LLMSIZING_NOTEBOOK_DIR", str(FAULT_NOTEBOOKS))
-        from llmsizing.runner import run_scenario
+        from llmsizing.report.runner import run_scenario
 
         run_scenario(_params(root), out)
     return out
@@ -203,7 +204,7 @@ def test_full_disk_while_writing_pdf(tmp_path, good, capsys, monkeypatch, no_ker
 
 def test_full_disk_while_writing_results(tmp_path, good, capsys, monkeypatch, no_kernel):
     """The disk fills up when the runner adds provenance to results.json."""
-    from llmsizing import results
+    from llmsizing.report import results
 
     out, files = good
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_PARAMS, ROOT
 
-from llmsizing import golden
-from llmsizing.results import read_results
-from llmsizing.scenario import load_scenario
+from llmsizing.report import golden
+from llmsizing.report.results import read_results
+from llmsizing.report.scenario import load_scenario
 
 pytestmark = pytest.mark.golden
 

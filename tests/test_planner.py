@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from llmsizing import catalog, cluster, instances, memory_oracle, planner, training, training_compute
+from llmsizing import catalog, instances
+from llmsizing.planner import cluster
+from llmsizing.planner import memory_oracle
+from llmsizing.planner import search as planner
+from llmsizing.training import memory as training
+from llmsizing.training import compute as training_compute
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.planner import (
-    DEEPSEEK_R1_FAMILY, METHODS, SEED_DATA_SIZES, all_to_all_s, finetune_matrix, gpu_count_ladder,
-    pipeline_bubble_fraction, plan_finetune, ring_allgather_s, ring_allreduce_s,
-)
+from llmsizing.planner.search import DEEPSEEK_R1_FAMILY, METHODS, SEED_DATA_SIZES, all_to_all_s, finetune_matrix, gpu_count_ladder, pipeline_bubble_fraction, plan_finetune, ring_allgather_s, ring_allreduce_s
 from llmsizing.units import GB, SECONDS_PER_HOUR
 
 H100 = "h100-80gb"

@@ -26,13 +26,16 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from llmsizing import architecture as A
-from llmsizing import catalog, planner, serving, training
-from llmsizing import training_compute as tc
+from llmsizing import catalog
+from llmsizing.planner import search as planner
+from llmsizing.serving import estimate as serving
+from llmsizing.training import memory as training
+from llmsizing.training import compute as tc
 from llmsizing.assumptions import Assumptions, registry
 from llmsizing.cli import _clean
 from llmsizing.commands.catalog_cmds import model_summary
 from llmsizing.errors import SizingError
-from llmsizing.scenario import PARAMETERS, Scenario, parse_tokens
+from llmsizing.report.scenario import PARAMETERS, Scenario, parse_tokens
 from llmsizing.specs import model_spec_from_config
 from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes
 

@@ -22,22 +22,7 @@ import pytest
 
 from llmsizing import catalog
 from llmsizing.cli import main
-from llmsizing.refresh import (
-    EXIT_BUSY,
-    HISTORY_DIR,
-    INDEX_FILE,
-    LOCK_FILE,
-    MANIFEST_FILE,
-    RefreshBusy,
-    diff_results,
-    format_value,
-    headline,
-    plan_refresh,
-    read_manifest,
-    refresh,
-    refresh_lock,
-    render_index,
-)
+from llmsizing.refresh.build import EXIT_BUSY, HISTORY_DIR, INDEX_FILE, LOCK_FILE, MANIFEST_FILE, RefreshBusy, diff_results, format_value, headline, plan_refresh, read_manifest, refresh, refresh_lock, render_index
 
 DATA = Path(__file__).parent / "data"
 NOTEBOOKS = DATA / "notebooks"
@@ -48,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: and the report-building parts of the library. (Scenario validation may call the estimators'
 #: own checks; those are cheap and import none of this.)
 HEAVY_MODULES = ("numpy", "pandas", "matplotlib", "papermill", "nbconvert", "nbclient", "jupyter_client",
-                 "weasyprint", "llmsizing.tables", "llmsizing.figures", "llmsizing.study")
+                 "weasyprint", "llmsizing.report.tables", "llmsizing.report.figures", "llmsizing.report.study")
 
 
 def _weasyprint_usable() -> bool:
@@ -334,7 +319,7 @@ def test_refresh_builds_skips_and_follows_one_catalog_change(params: Path, out: 
     assert read_manifest(out)["scenarios"]["alpha"]["built_at"] == entry["built_at"]
 
     # Planning does not import the estimator or rendering stack.
-    probe = ("import sys; from llmsizing.refresh import refresh; "
+    probe = ("import sys; from llmsizing.refresh.build import refresh; "
              f"r = refresh([{str(params)!r}], {str(out)!r}, to='html'); assert not r.built, r.to_dict(); "
              f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
@@ -440,7 +425,7 @@ def test_two_refreshes_at_once_leave_every_report_whole(params: Path, out: Path)
 
 @pytest.mark.unit
 def test_publish_keeps_history_and_prunes(tmp_path: Path) -> None:
-    from llmsizing.refresh import _publish, history_entries
+    from llmsizing.refresh.build import _publish, history_entries
 
     out = tmp_path / "reports"
     report = out / "s"

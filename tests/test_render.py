@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from llmsizing import __version__
 from llmsizing.errors import RenderError, SizingError
-from llmsizing.render import execute_notebook, html_to_pdf, notebook_to_html, pdf_text
+from llmsizing.report.render import execute_notebook, html_to_pdf, notebook_to_html, pdf_text
 
 pytestmark = [pytest.mark.render, pytest.mark.notebook, pytest.mark.slow]
 

@@ -6,9 +6,11 @@ import re
 
 import pytest
 
-from llmsizing import figures, report, tables
-from llmsizing.scenario import Scenario
-from llmsizing.study import run_study
+from llmsizing.report import figures
+from llmsizing.report import narrative as report
+from llmsizing.report import tables
+from llmsizing.report.scenario import Scenario
+from llmsizing.report.study import run_study
 
 pytestmark = pytest.mark.unit
 
@@ -121,7 +123,7 @@ def test_assumptions_table_lists_only_used_and_marks_overrides():
 def test_results_numbers_are_plain_json(serving_study, finetune_study):
     import json
 
-    from llmsizing.results import canonical
+    from llmsizing.report.results import canonical
 
     for s in (serving_study, finetune_study):
         n = s.numbers()

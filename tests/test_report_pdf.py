@@ -14,8 +14,8 @@ import pytest
 from conftest import weasyprint_usable
 
 from llmsizing import __version__
-from llmsizing.render import pdf_text
-from llmsizing.scenario import DEEPSEEK_R1_FAMILY, load_scenario
+from llmsizing.report.render import pdf_text
+from llmsizing.report.scenario import DEEPSEEK_R1_FAMILY, load_scenario
 
 pytestmark = [pytest.mark.render, pytest.mark.notebook, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""llmsizing.runner: validate, execute, render, move into place; hostile inputs stay text.
+"""llmsizing.report.runner: validate, execute, render, move into place; hostile inputs stay text.
 
 One small serving scenario (a 1.5B model on one GPU type) keeps each notebook run to seconds.
 """
@@ -16,11 +16,11 @@ import pytest
 from conftest import ROOT, weasyprint_usable
 from nbformat.v4 import new_code_cell, new_notebook
 
-from llmsizing import render
+from llmsizing.report import render
 from llmsizing.cli import main
 from llmsizing.errors import RenderError, ScenarioError
-from llmsizing.results import read_results
-from llmsizing.runner import notebooks_dir, run_scenario
+from llmsizing.report.results import read_results
+from llmsizing.report.runner import notebooks_dir, run_scenario
 
 pytestmark = [pytest.mark.notebook, pytest.mark.render, pytest.mark.slow]
 

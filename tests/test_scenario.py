@@ -12,15 +12,7 @@ import pytest
 
 from llmsizing.cli import main
 from llmsizing.errors import ScenarioError
-from llmsizing.scenario import (
-    DEEPSEEK_R1_FAMILY,
-    KINDS,
-    PARAMETERS,
-    Scenario,
-    load_scenario,
-    parameters_for,
-    parse_tokens,
-)
+from llmsizing.report.scenario import DEEPSEEK_R1_FAMILY, KINDS, PARAMETERS, Scenario, load_scenario, parameters_for, parse_tokens
 
 pytestmark = pytest.mark.unit
 
@@ -317,8 +309,10 @@ def test_cli_assumptions_json(capsys):
 
 
 def test_choices_mirror_the_estimators():
-    from llmsizing import dataset, serving, training
-    from llmsizing import scenario as S
+    from llmsizing import dataset
+    from llmsizing.serving import estimate as serving
+    from llmsizing.training import memory as training
+    from llmsizing.report import scenario as S
 
     assert S.ENGINES == serving.ENGINES
     assert S.METHODS == training.METHODS

@@ -8,13 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmsizing import catalog, roofline, serving
+from llmsizing import catalog
+from llmsizing.serving import roofline
+from llmsizing.serving import estimate as serving
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.serving import (
-    Layout, activation_elems_per_token, evaluate_layout, kv_elems_per_token_per_layer_per_gpu, kv_heads_per_rank,
-    kv_tokens_held, layout_problem, make_plan, pipeline_stages, serve, serve_sweep, stage_weight_bytes,
-    users_memory_comparison, weight_table,
-)
+from llmsizing.serving.estimate import Layout, activation_elems_per_token, evaluate_layout, kv_elems_per_token_per_layer_per_gpu, kv_heads_per_rank, kv_tokens_held, layout_problem, make_plan, pipeline_stages, serve, serve_sweep, stage_weight_bytes, users_memory_comparison, weight_table
 
 pytestmark = pytest.mark.unit
 

@@ -40,7 +40,7 @@ import pytest
 
 from llmsizing import architecture as A
 from llmsizing import catalog
-from llmsizing.training import FinetuneSetup, finetune_memory, model_state_bytes
+from llmsizing.training.memory import FinetuneSetup, finetune_memory, model_state_bytes
 
 pytestmark = pytest.mark.published
 

@@ -6,11 +6,11 @@ import pytest
 
 from llmsizing import architecture as A
 from llmsizing import catalog
-from llmsizing import training_compute as TC
+from llmsizing.training import compute as TC
 from llmsizing.assumptions import Assumptions, registry
 from llmsizing.errors import ScenarioError
 from llmsizing.specs import model_spec_from_config
-from llmsizing.training import FinetuneSetup
+from llmsizing.training.memory import FinetuneSetup
 
 pytestmark = pytest.mark.unit
 

@@ -6,16 +6,11 @@ from hypothesis import strategies as st
 
 from llmsizing import architecture as A
 from llmsizing import catalog
-from llmsizing.activations import (
-    checkpoint_bytes_per_token, head_saved_bytes_per_token, layer_saved_tensors, logits_peak_bytes_per_token,
-)
+from llmsizing.training.activations import checkpoint_bytes_per_token, head_saved_bytes_per_token, layer_saved_tensors, logits_peak_bytes_per_token
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
 from llmsizing.lora import lora_params
-from llmsizing.training import (
-    FinetuneSetup, activation_bytes, dequant_workspace_bytes, finetune_memory, model_state_bytes, model_states,
-    optimizer_bytes_per_param, trainable_params, zero3_gather_bytes,
-)
+from llmsizing.training.memory import FinetuneSetup, activation_bytes, dequant_workspace_bytes, finetune_memory, model_state_bytes, model_states, optimizer_bytes_per_param, trainable_params, zero3_gather_bytes
 
 pytestmark = pytest.mark.unit
 GiB = 2**30
@@ -234,7 +229,7 @@ def test_tensor_and_sequence_parallel_split_activations(l8):
 
 def test_pipeline_first_stage_holds_pp_microbatches(l8, h100):
     s = FinetuneSetup(method="full", precision="bf16", pp=4, dp=1, seq_len=1024)
-    from llmsizing.training import stage_activation_bytes
+    from llmsizing.training.memory import stage_activation_bytes
     first = stage_activation_bytes(l8, s, 0, A0)
     last = stage_activation_bytes(l8, s, 3, A0)
     assert first["layers"] == pytest.approx(4 * last["layers"])  # 1F1B: pp - i in flight

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from llmsizing import catalog
-from llmsizing import training_compute as TC
+from llmsizing.training import compute as TC
 from llmsizing.architecture import params_total
 from llmsizing.specs import model_spec_from_config
-from llmsizing.training import FinetuneSetup
+from llmsizing.training.memory import FinetuneSetup
 
 pytestmark = pytest.mark.published
 
@@ -131,7 +131,7 @@ ZERO3 = [
 
 @pytest.mark.parametrize("cid,gpus,mb,tflops", ZERO3, ids=[c[0] for c in ZERO3])
 def test_megatron_zero3_step_time_with_communication(cid, gpus, mb, tflops):
-    from llmsizing import planner
+    from llmsizing.planner import search as planner
 
     h, L, global_batch = 12288, 96, 1536
     p = planner.evaluate_layout(gpt(h, 96, L), "full", A100, f"{global_batch * 2048 * 10} tokens", gpus=gpus,

@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="ground truth needs the test extra (torch==2.13.0 CPU)")
 transformers = pytest.importorskip("transformers")
 
-from llmsizing import architecture as A  # noqa: E402
-from llmsizing import catalog  # noqa: E402
+from llmsizing import architecture as A
+from llmsizing import catalog
 
 pytestmark = pytest.mark.groundtruth
 

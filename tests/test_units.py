@@ -5,8 +5,7 @@ import math
 import pytest
 
 from llmsizing.errors import ScenarioError
-from llmsizing.units import (GB, GiB, fmt_bytes, fmt_gb, fmt_gib, fmt_hours, parse_data_size, parse_duration_s,
-                             parse_memory_bytes)
+from llmsizing.units import GB, GiB, fmt_bytes, fmt_gb, fmt_gib, fmt_hours, parse_data_size, parse_duration_s, parse_memory_bytes
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import ScenarioError
-from .specs import ModelSpec
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import ModelSpec
 
 MLA_MODES = ("latent", "decompressed")
 

@@ -23,9 +23,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import CatalogError, ConfigError
-from .specs import GpuSpec, ModelSpec, Precision, model_spec_from_config
-from .units import GB, MiB, parse_memory_bytes
+from llmsizing.errors import CatalogError, ConfigError
+from llmsizing.specs import GpuSpec, ModelSpec, Precision, model_spec_from_config
+from llmsizing.units import GB, MiB, parse_memory_bytes
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CATALOG_FILE_BYTES = 1_000_000

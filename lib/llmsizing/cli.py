@@ -13,8 +13,8 @@ import math
 import sys
 from typing import Any, Sequence
 
-from . import __version__
-from .errors import SizingError
+from llmsizing import __version__
+from llmsizing.errors import SizingError
 
 COMMAND_MODULES = (
     "llmsizing.commands.catalog_cmds",

@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .assumptions import Assumptions
-from .errors import ScenarioError
-from .specs import ModelSpec
-from .units import DATA_FORMS, GB, KB, MB, TB, DataSize, fmt_count, parse_data_size
+from llmsizing.assumptions import Assumptions
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import ModelSpec
+from llmsizing.units import DATA_FORMS, GB, KB, MB, TB, DataSize, fmt_count, parse_data_size
 
 LANGUAGES = ("en", "zh", "code", "mixed")
 TOKENIZER_FAMILIES = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")

@@ -14,9 +14,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
-from . import catalog
-from .errors import CatalogError
-from .units import GB, GiB
+from llmsizing import catalog
+from llmsizing.errors import CatalogError
+from llmsizing.units import GB, GiB
 
 RDMA_KINDS = ("none", "efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo")
 BITS_PER_BYTE = 8

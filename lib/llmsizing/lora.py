@@ -26,9 +26,9 @@ Target selections (``lora_targets``):
 
 from __future__ import annotations
 
-from .architecture import Module, model_modules
-from .errors import ScenarioError
-from .specs import ModelSpec
+from llmsizing.architecture import Module, model_modules
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import ModelSpec
 
 PRESETS = ("all-linear", "attention", "q,v")
 

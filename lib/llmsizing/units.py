@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import ScenarioError
+from llmsizing.errors import ScenarioError
 
 KB = 10**3
 MB = 10**6

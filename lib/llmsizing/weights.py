@@ -9,9 +9,9 @@ per-tensor mix (``gguf_tensor_bits``).
 
 from __future__ import annotations
 
-from .architecture import Module, model_modules, mtp_modules
-from .catalog import load_precision
-from .specs import ModelSpec, Precision
+from llmsizing.architecture import Module, model_modules, mtp_modules
+from llmsizing.catalog import load_precision
+from llmsizing.specs import ModelSpec, Precision
 
 HIGH_PRECISION_BYTES = 2.0  # bf16/fp16 for the layers quantized checkpoints keep unquantized
 

@@ -32,10 +32,10 @@ torch = pytest.importorskip("torch", reason="ground truth needs the test extra (
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from llmsizing.activations import FP32_BYTES, head_saved_bytes_per_token, layer_saved_tensors  # noqa: E402
-from llmsizing.assumptions import Assumptions  # noqa: E402
-from llmsizing.specs import model_spec_from_config  # noqa: E402
-from llmsizing.training import FinetuneSetup, activation_bytes, model_states, trainable_params  # noqa: E402
+from llmsizing.training.activations import FP32_BYTES, head_saved_bytes_per_token, layer_saved_tensors
+from llmsizing.assumptions import Assumptions
+from llmsizing.specs import model_spec_from_config
+from llmsizing.training.memory import FinetuneSetup, activation_bytes, model_states, trainable_params
 
 from .harness import measure_training_step, summarize_records  # noqa: E402
 

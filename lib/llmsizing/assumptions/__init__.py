@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
-from ..errors import ScenarioError
+from llmsizing.errors import ScenarioError
 
 
 @dataclass(frozen=True)

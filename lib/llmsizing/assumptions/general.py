@@ -1,6 +1,6 @@
 """Assumptions shared by serving and training."""
 
-from . import Assumption
+from llmsizing.assumptions import Assumption
 
 ASSUMPTIONS = (
     Assumption(

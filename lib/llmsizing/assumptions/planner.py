@@ -10,7 +10,7 @@ character is 3 bytes in UTF-8, so "characters per token" figures for Chinese are
 by 3 here.
 """
 
-from . import Assumption
+from llmsizing.assumptions import Assumption
 
 _KRELL = ("Krell et al. 2021, 'Efficient Sequence Packing without Cross-contamination' (arXiv:2107.02027): "
           "padding to the maximum length wastes up to ~50% of tokens on Wikipedia at 512 tokens; packing "

@@ -5,7 +5,7 @@ with its source. Values calibrated on a published case name the case id in
 ``shared/reference/calibration.yaml`` (or the public log they come from) in ``source``.
 """
 
-from . import Assumption
+from llmsizing.assumptions import Assumption
 
 GiB = 2**30
 MiB = 2**20

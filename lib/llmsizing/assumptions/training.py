@@ -6,7 +6,7 @@ FSDP gather buffers and bitsandbytes behaviour. Utilisation (MFU) assumptions li
 ``tests/test_training_calibration.py``.
 """
 
-from . import Assumption
+from llmsizing.assumptions import Assumption
 
 _C = "training-memory"
 

@@ -16,7 +16,7 @@ Calibration (tests/test_training_throughput.py reproduces every case within 20%)
 - other classes: engineering estimates relative to the calibrated ones (stated per entry).
 """
 
-from . import Assumption
+from llmsizing.assumptions import Assumption
 
 _FOUNDRY = ("C-llmfoundry-mpt1b-h100-8gpu-2k, C-llmfoundry-mpt7b-h100-8gpu-2k, C-llmfoundry-mpt7b-h100-8gpu-8k, "
             "C-llmfoundry-mpt13b-h100-8gpu-2k, C-llmfoundry-mpt30b-h100-8gpu-2k, C-llmfoundry-mpt70b-h100-64gpu-2k "

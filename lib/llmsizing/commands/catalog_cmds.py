@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .. import architecture as A
-from .. import catalog
-from ..units import GiB, fmt_count
+from llmsizing import architecture as A
+from llmsizing import catalog
+from llmsizing.units import GiB, fmt_count
 
 
 def model_summary(spec) -> dict:
@@ -44,7 +44,7 @@ def model_summary(spec) -> dict:
 
 
 def _cmd_models(args) -> int:
-    from ..cli import print_json
+    from llmsizing.cli import print_json
 
     models = catalog.list_models()
     if args.json:
@@ -58,7 +58,7 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_gpus(args) -> int:
-    from ..cli import print_json
+    from llmsizing.cli import print_json
 
     gpus = catalog.list_gpus()
     if args.json:
@@ -77,7 +77,7 @@ def _cmd_gpus(args) -> int:
 
 
 def _cmd_model(args) -> int:
-    from ..cli import print_json
+    from llmsizing.cli import print_json
 
     spec = catalog.load_model(args.model)
     info = model_summary(spec)

@@ -15,7 +15,7 @@ def _scenario_name(arg: str) -> str:
     """A scenario name, or the name inside a params file (``params/x.yaml``)."""
     p = Path(arg)
     if p.suffix in (".yaml", ".yml") and p.is_file():
-        from ..scenario import load_scenario
+        from llmsizing.report.scenario import load_scenario
 
         return load_scenario(p).scenario_name
     return arg
@@ -24,9 +24,9 @@ def _scenario_name(arg: str) -> str:
 def diff_report(out_dir: str | Path, scenario: str, against: str | None = None,
                 everything: bool = False) -> dict:
     """The changes between a report and an earlier version of it, as a JSON-ready dict."""
-    from ..errors import ScenarioError
-    from ..refresh import HISTORY_DIR, read_json_file, diff_results, history_entries
-    from ..runner import RESULTS_FILE
+    from llmsizing.errors import ScenarioError
+    from llmsizing.refresh.build import HISTORY_DIR, read_json_file, diff_results, history_entries
+    from llmsizing.report.runner import RESULTS_FILE
 
     root = Path(out_dir)
     current = root / scenario / RESULTS_FILE
@@ -55,12 +55,12 @@ def diff_report(out_dir: str | Path, scenario: str, against: str | None = None,
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from ..refresh import format_value
+    from llmsizing.refresh.build import format_value
 
     name = _scenario_name(args.scenario)
     doc = diff_report(args.out, name, args.against, args.all)
     if args.json:
-        from ..cli import print_json
+        from llmsizing.cli import print_json
 
         print_json(doc)
         return 0

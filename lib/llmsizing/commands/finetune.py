@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
+from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("mixed-bf16", "bf16", "fp32")
@@ -17,8 +17,8 @@ TOKENIZERS = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from ..cli import print_json
-    from ..planner import plan_finetune
+    from llmsizing.cli import print_json
+    from llmsizing.planner.search import plan_finetune
 
     plan = plan_finetune(
         args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,
@@ -87,8 +87,8 @@ def render_plan(d: dict) -> str:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ..audit import audit_table, default_table_path
-    from ..cli import print_json
+    from llmsizing.planner.audit import audit_table, default_table_path
+    from llmsizing.cli import print_json
 
     rows = audit_table(args.table, deadline=args.deadline, language=args.language)
     if args.json:

@@ -14,7 +14,7 @@ import sys
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    from ..refresh import EXIT_BUSY, RefreshBusy, refresh
+    from llmsizing.refresh.build import EXIT_BUSY, RefreshBusy, refresh
 
     try:
         report = refresh(
@@ -32,7 +32,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         sys.stderr.write(f"llmsizing refresh: {' '.join(str(exc).split())}\n")
         return EXIT_BUSY
     if args.json:
-        from ..cli import print_json
+        from llmsizing.cli import print_json
 
         print_json(report.to_dict())
     else:

@@ -6,8 +6,8 @@ import argparse
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..cli import print_json
-    from ..runner import parse_formats, run_scenarios
+    from llmsizing.cli import print_json
+    from llmsizing.report.runner import parse_formats, run_scenarios
 
     results = run_scenarios(args.params, out_dir=args.out, to=parse_formats(args.to))
     if args.json:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ScenarioError
-from ..serving import ENGINES, MLA_MODES, serve
-from ..units import fmt_gib
+from llmsizing.errors import ScenarioError
+from llmsizing.serving.estimate import ENGINES, MLA_MODES, serve
+from llmsizing.units import fmt_gib
 
 _TOKENS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*$")
 
@@ -69,7 +69,7 @@ def render_table(d: dict) -> str:
 
 
 def _cmd_serve(args) -> int:
-    from ..cli import print_json
+    from llmsizing.cli import print_json
 
     est = serve(
         args.model, args.gpu, gpus=args.gpus, precision=args.precision, kv_precision=args.kv_precision,
@@ -82,7 +82,7 @@ def _cmd_serve(args) -> int:
     )
     d = est.to_dict()
     # instances, $/hour and $/million output tokens for the layout (fits or not: what it would cost)
-    from ..cluster import serving_cluster
+    from llmsizing.planner.cluster import serving_cluster
 
     d["cluster"] = serving_cluster(d).to_dict() if d.get("gpus") else None
     if args.json:

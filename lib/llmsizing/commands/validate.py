@@ -14,8 +14,8 @@ from pathlib import Path
 
 
 def _category(text: str) -> str:
-    from ..errors import ScenarioError
-    from ..validation.cases import CATEGORIES, CATEGORY_LABELS
+    from llmsizing.errors import ScenarioError
+    from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS
 
     key = text.strip().lower().replace("_", "-")
     for slug in CATEGORIES:
@@ -26,7 +26,7 @@ def _category(text: str) -> str:
 
 def ground_truth_rows(category: str | None):
     """CPU ground-truth rows, measured now (None when torch/transformers/peft or the harness are missing)."""
-    from ..errors import SizingError
+    from llmsizing.errors import SizingError
 
     if category not in (None, "cpu-ground-truth"):
         return []
@@ -43,16 +43,16 @@ def ground_truth_rows(category: str | None):
         sys.path.insert(0, str(root))
     from tests.groundtruth.harness import measure_training_step
 
-    from ..validation.groundtruth import groundtruth_rows
+    from llmsizing.validation.groundtruth import groundtruth_rows
 
     versions = f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}"
     return groundtruth_rows(measure_training_step, versions=versions)
 
 
 def _cmd_validate(args) -> int:
-    from ..cli import print_json
-    from ..validation.report import format_summary, format_table, verdicts
-    from ..validation.run import run_validation
+    from llmsizing.cli import print_json
+    from llmsizing.validation.report import format_summary, format_table, verdicts
+    from llmsizing.validation.run import run_validation
 
     category = _category(args.category) if args.category else None
     extra = ground_truth_rows(category) if args.ground_truth else []

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..catalog import read_yaml_file
-from ..errors import CatalogError
-from ..units import GB, GiB, MiB, TB
+from llmsizing.catalog import read_yaml_file
+from llmsizing.errors import CatalogError
+from llmsizing.units import GB, GiB, MiB, TB
 
 VALIDATION_DIR = Path(__file__).parent
 CASES_FILE = VALIDATION_DIR / "cases.yaml"
@@ -181,8 +181,8 @@ def load_case_file(path: Path) -> list[Case]:
 
 def model_spec(case: Case):
     """The ModelSpec a case runs on: catalog slug, ``configs/<file>.json``, or an inline config."""
-    from .. import catalog
-    from ..specs import model_spec_from_config
+    from llmsizing import catalog
+    from llmsizing.specs import model_spec_from_config
 
     if case.model_config:
         return model_spec_from_config(dict(case.model_config), slug=case.id, name=case.id, where=f"case {case.id}")
@@ -197,7 +197,7 @@ def _config_spec(name: str):
     """A spec from ``configs/<file>.json``, its slug the file's stem (``configs/llama-2-7b.json`` -> llama-2-7b)."""
     import json
 
-    from ..specs import model_spec_from_config
+    from llmsizing.specs import model_spec_from_config
 
     path = VALIDATION_DIR / name
     try:

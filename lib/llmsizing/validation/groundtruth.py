@@ -18,12 +18,12 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping, Sequence
 
-from .. import architecture as A
-from ..catalog import model_entries
-from ..specs import model_spec_from_config
-from . import others
-from .cases import Case
-from .run import Estimate, OURS, Row, _score, finetune_setup
+from llmsizing import architecture as A
+from llmsizing.catalog import model_entries
+from llmsizing.specs import model_spec_from_config
+from llmsizing.validation import others
+from llmsizing.validation.cases import Case
+from llmsizing.validation.run import Estimate, OURS, Row, _score, finetune_setup
 
 # family -> (catalog slug whose config is shrunk, overrides)
 _SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -104,7 +104,7 @@ def tiny_config(family: str) -> dict[str, Any]:
 
 
 def _catalog_config(slug: str) -> dict[str, Any]:
-    from ..catalog import read_yaml_file
+    from llmsizing.catalog import read_yaml_file
 
     return copy.deepcopy(dict(read_yaml_file(model_entries()[slug].path)["config"]))
 
@@ -122,8 +122,8 @@ def _case(family: str, setup_name: str, quantity: str, value: float, cfg: Mappin
 
 def ours_groundtruth(case: Case, spec) -> float:
     """Our value of a ground-truth quantity (full model states, loss-phase activations)."""
-    from ..assumptions import Assumptions
-    from ..training import activation_bytes, model_states, trainable_params
+    from llmsizing.assumptions import Assumptions
+    from llmsizing.training.memory import activation_bytes, model_states, trainable_params
 
     setup = finetune_setup(case.setup)
     if case.quantity == "trainable_params":

@@ -54,9 +54,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .. import architecture as A
-from ..specs import GpuSpec, ModelSpec
-from ..units import GB, GiB, MiB
+from llmsizing import architecture as A
+from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.units import GB, GiB, MiB
 
 # ============================================================================ accelerate
 
@@ -445,7 +445,7 @@ def _deepspeed(x: Inputs) -> float | None:
 def _rule(x: Inputs) -> float | bool | None:
     if x.case.estimator != "serve":
         return None
-    from ..weights import weight_bytes
+    from llmsizing.weights import weight_bytes
 
     if x.q == "fits":
         need = rule_inference_bytes(weight_bytes(x.spec, x.get("precision", "bf16"), include_mtp=True))

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .cases import CATEGORIES, CATEGORY_LABELS, UNITS
-from .others import METHODS
-from .run import OURS, Row, ValidationResult, head_to_head, tokens_per_s_equivalent
+from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS, UNITS
+from llmsizing.validation.others import METHODS
+from llmsizing.validation.run import OURS, Row, ValidationResult, head_to_head, tokens_per_s_equivalent
 
 SHORT = {OURS: "ours", "accelerate": "accel", "deepspeed": "dspeed", "rule-1.2x": "1.2x", "llm-analysis": "llm-an",
          "vidur": "vidur", "gpu_poor": "gpupoor", "llamafactory": "llamafac"}

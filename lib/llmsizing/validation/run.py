@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from .. import architecture as A
-from ..errors import SizingError
-from . import others
-from .cases import CATEGORIES, CATEGORY_LABELS, UNITS, Case, load_cases, model_spec
+from llmsizing import architecture as A
+from llmsizing.errors import SizingError
+from llmsizing.validation import others
+from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS, UNITS, Case, load_cases, model_spec
 
 OURS = "ours"
 
@@ -36,8 +36,8 @@ OURS = "ours"
 
 def finetune_setup(setup: Mapping[str, Any]):
     """A ``training.FinetuneSetup`` from a case's setup fields (``include_mtp`` is the case's, not the setup's)."""
-    from ..errors import ScenarioError
-    from ..training import FinetuneSetup
+    from llmsizing.errors import ScenarioError
+    from llmsizing.training.memory import FinetuneSetup
 
     fields = {k: v for k, v in setup.items() if k != "include_mtp"}
     unknown = sorted(set(fields) - set(FinetuneSetup.__dataclass_fields__))
@@ -47,7 +47,7 @@ def finetune_setup(setup: Mapping[str, Any]):
 
 
 def _gpu(case: Case):
-    from ..catalog import load_gpu
+    from llmsizing.catalog import load_gpu
 
     return load_gpu(case.gpu) if case.gpu else None
 
@@ -73,7 +73,7 @@ def tokens_per_s_to_quantity(case: Case, spec, gpu, tps_per_gpu: float) -> float
             raise ValueError(f"{case.id}: tflop_per_s_per_gpu needs extra.flop_definition megatron_eq3")
         return tps_per_gpu * _megatron_flop_per_token(spec, int(s["seq_len"]))
     if q == "mfu":
-        from ..training_compute import model_flop_per_token, peak_flop_per_s
+        from llmsizing.training.compute import model_flop_per_token, peak_flop_per_s
 
         st = finetune_setup(s)
         return tps_per_gpu * model_flop_per_token(spec, st, bool(ex.get("include_mtp"))) / peak_flop_per_s(gpu, st)
@@ -95,7 +95,7 @@ def tokens_per_s_equivalent(case: Case, value: float) -> float:
 
 
 def _serve(case: Case, spec, gpu, speed: bool = False):
-    from ..serving import serve
+    from llmsizing.serving.estimate import serve
 
     s = case.setup
     engine = s.get("engine", "vllm")
@@ -117,12 +117,12 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
         return float(A.params_total(spec) + (A.params_mtp(spec) if s.get("include_mtp") else 0))
     if est == "weights":
         if q == "weight_bytes_per_rank":
-            from ..serving import serve
+            from llmsizing.serving.estimate import serve
 
             r = serve(spec, gpu, gpus=int(s.get("tp", case.gpus)), precision=s.get("precision"), users=1,
                       context_tokens=min(4096, spec.max_context_tokens or 4096), speed=False)
             return float(r.memory_per_gpu.weights)
-        from ..weights import weight_bytes
+        from llmsizing.weights import weight_bytes
 
         return float(weight_bytes(spec, s["precision"], include_mtp=bool(s.get("include_mtp"))))
     if est == "serve":
@@ -144,7 +144,7 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
             return float(m.total)
         raise ValueError(f"{case.id}: serve cannot give quantity {q!r}")
     if est == "finetune":
-        from ..training import finetune_memory
+        from llmsizing.training.memory import finetune_memory
 
         m = finetune_memory(spec, finetune_setup(s), gpu)
         return float({"allocated": m.allocated, "reserved": m.reserved, "device": m.total}[q])
@@ -154,7 +154,7 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
         # over the node network, which only the planner's step time models (compute_hours leaves it out)
         return tokens_per_s_to_quantity(case, spec, gpu, _zero3_tokens_per_s_per_gpu(case, spec, gpu, s))
     if est in ("throughput", "time"):
-        from ..training_compute import tokens_per_s_per_gpu
+        from llmsizing.training.compute import tokens_per_s_per_gpu
 
         tps = tokens_per_s_per_gpu(spec, finetune_setup(s), gpu, include_mtp=bool(case.extra.get("include_mtp")))
         return tokens_per_s_to_quantity(case, spec, gpu, tps)
@@ -163,7 +163,7 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
 
 def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
     """Tokens/s per GPU from the planner's step time (compute + ZeRO-3 communication) at the case's batch."""
-    from .. import planner
+    from llmsizing.planner import search as planner
 
     seq = int(s["seq_len"])
     global_tokens = int(case.extra["global_batch_size"]) * seq
@@ -272,7 +272,7 @@ def _calibrated_ids() -> dict[str, tuple[str, ...]]:
     import fnmatch
     import re
 
-    from ..assumptions import registry
+    from llmsizing.assumptions import registry
 
     order: list[str] = []
     for c in load_cases():

@@ -46,9 +46,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .architecture import Module, layer_modules
-from .assumptions import Assumptions
-from .specs import ModelSpec
+from llmsizing.architecture import Module, layer_modules
+from llmsizing.assumptions import Assumptions
+from llmsizing.specs import ModelSpec
 
 ACT_BYTES = {"mixed-bf16": 2, "bf16": 2, "fp32": 4}
 FP32_BYTES = 4
@@ -238,7 +238,7 @@ def layer_saved_tensors(spec: ModelSpec, setup: Any, layer: int, assumptions: As
     if lora_names is None:
         lora_names = frozenset()
         if setup.method != "full":
-            from .lora import lora_target_modules
+            from llmsizing.lora import lora_target_modules
 
             lora_names = frozenset(m.name for m in lora_target_modules(spec, setup.lora_targets) if m.layer == layer)
     inv = _Inventory(spec, setup, a, layer, lora_names)
@@ -367,7 +367,7 @@ def layer_backward_transient_bytes_per_token(spec: ModelSpec, setup: Any, layer:
 
 
 def _lora_names_by_layer(spec: ModelSpec, setup: Any) -> dict[int, frozenset[str]]:
-    from .lora import lora_target_modules
+    from llmsizing.lora import lora_target_modules
 
     if setup.method == "full":
         return {}
@@ -389,7 +389,7 @@ def stage_activation_bytes(spec: ModelSpec, setup: Any, stage: int,
     ``recompute_peak`` (one layer recomputed with its gradient buffers, or only the buffers),
     ``loss_phase`` and ``backward_phase`` (activation bytes alive in those two moments).
     """
-    from .training import stage_layers
+    from llmsizing.training.memory import stage_layers
 
     a = a if a is not None else Assumptions()
     T = setup.tokens_per_gpu
@@ -442,7 +442,7 @@ def activation_bytes(spec: ModelSpec, setup: Any, assumptions: Assumptions | dic
     (layers + lora + logits) and the first recomputed layer's backward (layers + lora +
     recompute_peak) — not the sum of the parts.
     """
-    from .training import check_layout
+    from llmsizing.training.memory import check_layout
 
     a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
     check_layout(spec, setup)

@@ -11,12 +11,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from . import catalog, instances
-from .assumptions import Assumptions
-from .errors import ScenarioError
-from .instances import InstanceSpec
-from .specs import GpuSpec
-from .units import GB, SECONDS_PER_HOUR
+from llmsizing import catalog, instances
+from llmsizing.assumptions import Assumptions
+from llmsizing.errors import ScenarioError
+from llmsizing.instances import InstanceSpec
+from llmsizing.specs import GpuSpec
+from llmsizing.units import GB, SECONDS_PER_HOUR
 
 BITS_PER_BYTE = 8
 TOKENS_PER_MILLION = 1e6

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .serving import LayoutMemory, Plan
+    from llmsizing.serving.estimate import LayoutMemory, Plan
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def _links(plan: "Plan", tp: int, gpus_per_node: int, a: Mapping[str, Any]) -> t
 
 def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> SpeedEstimate:
     """Decode tokens/s per user at ``plan.users`` concurrent users and TTFT of one prompt, for a layout."""
-    from .serving import kv_elems_per_token_per_layer_per_gpu, stage_layer_counts, weight_table
+    from llmsizing.serving.estimate import kv_elems_per_token_per_layer_per_gpu, stage_layer_counts, weight_table
 
     spec, gpu, lay = plan.spec, plan.gpu, mem.layout
     tp = lay.tensor_parallel
@@ -184,7 +184,7 @@ def dp_ep_decode_tokens_per_s_per_node(spec, gpu, precision, users_per_gpu: int,
     expert dispatch/combine (fp8 out, bf16 back) over the network overlaps the computation
     (two-micro-batch overlap), so step = max(roofline, all-to-all) + per-layer and per-step latency.
     """
-    from .serving import weight_table
+    from llmsizing.serving.estimate import weight_table
 
     table = weight_table(spec, precision)
     L = spec.num_layers

@@ -20,7 +20,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from .units import GiB
+from llmsizing.units import GiB
 
 __all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "memory_breakdown", "validation_plot",
            "serving_cost", "time_vs_gpus"]
@@ -141,7 +141,7 @@ def _tokens_label(n: int) -> str:
 @_style
 def memory_breakdown(study: Any) -> ReportFigure:
     """Memory of the most loaded GPU per model (preferred GPU type), stacked by part, against capacity."""
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     sv = study.serving
     models = sv.models
@@ -173,7 +173,7 @@ def memory_breakdown(study: Any) -> ReportFigure:
 @_style
 def context_sweep(study: Any) -> ReportFigure:
     """Whole-model memory for the scenario's users against context length; GPUs needed on the preferred type."""
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     sv = study.serving
     styles = _model_styles([m.model for m in sv.models])
@@ -230,7 +230,7 @@ def _dot_plot(ax: Any, names: list[str], series: list[tuple[str, list[float | No
 @_style
 def serving_cost(study: Any) -> ReportFigure:
     """USD per hour of the smallest fitting deployment, per model and GPU type (dot plot, log scale)."""
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     sv = study.serving
     fig, (ax,) = _new(0.42 * len(sv.models) + 1.2)
@@ -253,7 +253,7 @@ def serving_cost(study: Any) -> ReportFigure:
 @_style
 def gpus_vs_data(study: Any) -> ReportFigure:
     """GPUs needed to finish within the deadline against data size, one panel per method."""
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     ft = study.finetune
     models = list(dict.fromkeys(c.model for c in ft.matrix))
@@ -288,7 +288,7 @@ def gpus_vs_data(study: Any) -> ReportFigure:
 @_style
 def time_vs_gpus(study: Any) -> ReportFigure:
     """Wall-clock time of one run against the GPU count (fixed counts), one line per model."""
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     ft = study.finetune
     models = list(ft.scaling)
@@ -319,7 +319,7 @@ def time_vs_gpus(study: Any) -> ReportFigure:
 @_style
 def finetune_cost(study: Any) -> ReportFigure:
     """Cost of one run (first method, middle data size) per model and GPU type (dot plot, log scale)."""
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     ft = study.finetune
     gpus = list(dict.fromkeys(c.gpu for c in ft.by_gpu))
@@ -346,7 +346,7 @@ def validation_plot(study: Any) -> ReportFigure | None:
     """Predicted against measured for every scored validation case (ours and the other methods), log-log."""
     if study.validation is None:
         return None
-    from .validation.report import figure_predicted_vs_measured
+    from llmsizing.validation.report import figure_predicted_vs_measured
 
     fig = figure_predicted_vs_measured(study.validation)
     return ReportFigure(fig, "Predicted against measured, one panel per category (log-log; on the diagonal = exact). "

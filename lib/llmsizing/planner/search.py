@@ -40,16 +40,17 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from . import architecture as A
-from . import catalog, cluster
-from . import training_compute as tc
-from .assumptions import Assumptions
-from .dataset import DatasetSize, dataset_size
-from .memory_oracle import MemoryOracle, memory_on_gpu, oracle_for
-from .errors import ScenarioError
-from .specs import GpuSpec, ModelSpec
-from .units import SECONDS_PER_HOUR, parse_duration_s
-from .weights import weight_bytes
+from llmsizing import architecture as A
+from llmsizing import catalog
+from llmsizing.planner import cluster
+from llmsizing.training import compute as tc
+from llmsizing.assumptions import Assumptions
+from llmsizing.dataset import DatasetSize, dataset_size
+from llmsizing.planner.memory_oracle import MemoryOracle, memory_on_gpu, oracle_for
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.units import SECONDS_PER_HOUR, parse_duration_s
+from llmsizing.weights import weight_bytes
 
 METHODS = ("full", "lora", "qlora")
 OFFLOADS = ("none", "optimizer", "optimizer+params")
@@ -343,7 +344,7 @@ class FinetunePlan:
 
 
 def _training():
-    from . import training  # imported late: the memory model is another module's
+    from llmsizing.training import memory as training
 
     return training
 
@@ -414,7 +415,7 @@ def _trainable_in_experts(spec: ModelSpec, method: str, rank: int, targets: str)
     """Trainable parameters inside the routed experts (all of them for full fine-tuning, else their adapters)."""
     if method == "full":
         return float(A.params_by_group(spec).get("experts", 0))
-    from .lora import lora_target_modules
+    from llmsizing.lora import lora_target_modules
 
     return float(sum(m.count * rank * (m.in_features + m.out_features)
                      for m in lora_target_modules(spec, targets) if m.group == "experts"))
@@ -880,14 +881,14 @@ def _context(spec: ModelSpec, gpu: GpuSpec, req: Request, a: Assumptions) -> _Co
 def clear_cache() -> None:
     """Forget cached contexts and memory results (after changing catalogs or modules at run time)."""
     _CONTEXTS.clear()
-    from . import memory_oracle
+    from llmsizing.planner import memory_oracle
 
     memory_oracle.clear()
 
 
 @lru_cache(maxsize=512)
 def _weight_bytes_by_group(spec: ModelSpec, precision: str) -> dict[str, float]:
-    from .weights import weight_bytes_by_group
+    from llmsizing.weights import weight_bytes_by_group
 
     return weight_bytes_by_group(spec, precision)
 

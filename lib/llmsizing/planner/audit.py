@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import catalog
-from .assumptions import Assumptions
-from .errors import ScenarioError
-from .planner import TP_MAX, FinetunePlan, plan_finetune
-from .units import GB, SECONDS_PER_HOUR, TB, fmt_hours
+from llmsizing import catalog
+from llmsizing.assumptions import Assumptions
+from llmsizing.errors import ScenarioError
+from llmsizing.planner.search import TP_MAX, FinetunePlan, plan_finetune
+from llmsizing.units import GB, SECONDS_PER_HOUR, TB, fmt_hours
 
 SEED_TABLE_RELATIVE = Path("params") / "audit" / "seed-table.yaml"
 ROW_KEYS = {"id", "model", "model_text", "precision", "method", "data", "gpus", "gpu", "gpu_text", "cpu_cores",
@@ -44,7 +44,7 @@ def default_table_path() -> Path:
     here = Path.cwd() / SEED_TABLE_RELATIVE
     if here.is_file():
         return here
-    return Path(__file__).resolve().parents[2] / SEED_TABLE_RELATIVE
+    return Path(__file__).resolve().parents[3] / SEED_TABLE_RELATIVE
 
 
 def _size_bytes(text: Any, where: str) -> float:
@@ -208,7 +208,7 @@ def audit_row(row: SeedRow, *, deadline: str | float = "24h", language: str = "e
     stated = plan_finetune(spec, row.method, gpu, row.data, gpus=row.gpus, **pins, **common)
     best = plan_finetune(spec, row.method, gpu, row.data, gpus=row.gpus, **common)
     rec = plan_finetune(spec, row.method, gpu, row.data, **common)
-    from .weights import weight_bytes
+    from llmsizing.weights import weight_bytes
 
     wbytes = weight_bytes(spec, "nf4-dq" if row.method == "qlora" else "bf16")
     total_mem = row.gpus * gpu.memory_bytes

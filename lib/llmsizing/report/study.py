@@ -34,9 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .assumptions import Assumptions
-from .errors import NoFitError, ScenarioError
-from .scenario import Scenario
+from llmsizing.assumptions import Assumptions
+from llmsizing.errors import NoFitError, ScenarioError
+from llmsizing.report.scenario import Scenario
 
 __all__ = ["FinetuneCell", "FinetuneStudy", "ServingModel", "ServingStudy", "Study", "run_study",
            "SCALING_GPU_COUNTS"]
@@ -80,7 +80,9 @@ class ServingStudy:
 
 
 def _serving_study(sc: Scenario, a: Assumptions) -> ServingStudy:
-    from . import catalog, cluster, serving
+    from llmsizing import catalog
+    from llmsizing.planner import cluster
+    from llmsizing.serving import estimate as serving
 
     rows = []
     for m in sc.models:
@@ -161,7 +163,7 @@ class FinetuneStudy:
 
 def _plan(sc: Scenario, a: Assumptions, spec: Any, method: str, gpu: str, data: str,
           gpus: int | None = None) -> FinetuneCell:
-    from . import planner
+    from llmsizing.planner import search as planner
 
     try:
         plan = planner.plan_finetune(spec, method, gpu, data, deadline=sc.deadline, epochs=sc.epochs,
@@ -174,7 +176,7 @@ def _plan(sc: Scenario, a: Assumptions, spec: Any, method: str, gpu: str, data: 
 
 
 def _finetune_study(sc: Scenario, a: Assumptions) -> FinetuneStudy:
-    from . import catalog
+    from llmsizing import catalog
 
     specs = [catalog.load_model(m) for m in sc.models]
     gpu = sc.gpus[0]
@@ -210,7 +212,7 @@ class Study:
 
     def numbers(self) -> dict[str, Any]:
         """The ``results`` section of results.json (see :mod:`llmsizing.report` for the layout)."""
-        from .report import results_numbers
+        from llmsizing.report.narrative import results_numbers
 
         return results_numbers(self)
 
@@ -236,7 +238,7 @@ def _validation() -> Any | None:
     (the validation set has its own golden file).
     """
     try:
-        from .validation.run import run_validation
+        from llmsizing.validation.run import run_validation
     except ImportError:
         return None
     return run_validation()
@@ -245,7 +247,7 @@ def _validation() -> Any | None:
 def _audit(a: Assumptions) -> Any | None:
     """The audit of the customer's own table (``llmsizing.audit``: one ``AuditRow`` per row), when present."""
     try:
-        from . import audit
+        from llmsizing.planner import audit
     except ImportError:
         return None
     return audit.audit_table(assumptions=a)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import RenderError
+from llmsizing.errors import RenderError
 
 __all__ = ["SCHEMA_VERSION", "canonical", "dumps", "read_results", "results_document", "save_results",
            "write_results"]

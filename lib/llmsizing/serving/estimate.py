@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import architecture as A
-from . import catalog
-from .assumptions import Assumptions
-from .errors import ScenarioError
-from .specs import GpuSpec, ModelSpec, Precision
-from .units import GiB
-from .weights import module_weight_bytes
+from llmsizing import architecture as A
+from llmsizing import catalog
+from llmsizing.assumptions import Assumptions
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import GpuSpec, ModelSpec, Precision
+from llmsizing.units import GiB
+from llmsizing.weights import module_weight_bytes
 
 ENGINES = ("vllm", "sglang", "transformers", "llama.cpp")
 MLA_MODES = A.MLA_MODES
@@ -538,7 +538,7 @@ def make_plan(model: str | ModelSpec, gpu: str | GpuSpec, *, engine: str = "vllm
     spec = model if isinstance(model, ModelSpec) else catalog.load_model(model)
     g = gpu if isinstance(gpu, GpuSpec) else catalog.load_gpu(gpu, gpu_memory)
     if isinstance(gpu, GpuSpec) and gpu_memory:
-        from .units import parse_memory_bytes
+        from llmsizing.units import parse_memory_bytes
         g = replace(g, memory_bytes=parse_memory_bytes(gpu_memory))
     defaults = _resolve_assumptions(assumptions)
     users = _check_positive_int("users", defaults["serving_default_users"] if users is None else users)
@@ -966,7 +966,7 @@ def serve(model: str | ModelSpec, gpu: str | GpuSpec, *, gpus: int | None = None
 def estimate_plan(plan: Plan, *, gpus: int | None = None, speed: bool = True,
                   assumptions: Assumptions | None = None) -> ServingEstimate:
     """Evaluate a resolved plan: choose or check the layout, then memory, capacity and speed."""
-    from . import roofline
+    from llmsizing.serving import roofline
 
     if assumptions is None:
         assumptions = Assumptions()
@@ -1075,7 +1075,7 @@ def serve_sweep(models: Sequence[str] = DEEPSEEK_R1_FAMILY, precisions: Sequence
     (bytes), kv capacity, max users, decode tokens/s per user, TTFT, reason. A combination the engine
     cannot run at all (e.g. FP8 under transformers on an A100) gives fits false with the error as reason.
     """
-    from .errors import SizingError
+    from llmsizing.errors import SizingError
 
     rows = []
     for m in models:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import CatalogError, ScenarioError
-from .units import parse_data_size, parse_duration_s
+from llmsizing.errors import CatalogError, ScenarioError
+from llmsizing.units import parse_data_size, parse_duration_s
 
 __all__ = [
     "KINDS",
@@ -213,7 +213,7 @@ def _slug(value: Any, ctx: _Ctx) -> str:
 
 
 def _model(value: Any, ctx: _Ctx) -> str:
-    from . import catalog
+    from llmsizing import catalog
 
     _str(value, ctx, allow_empty=False)
     try:
@@ -225,7 +225,7 @@ def _model(value: Any, ctx: _Ctx) -> str:
 
 
 def _gpu(value: Any, ctx: _Ctx) -> str:
-    from . import catalog
+    from llmsizing import catalog
 
     _str(value, ctx, allow_empty=False)
     try:
@@ -235,7 +235,7 @@ def _gpu(value: Any, ctx: _Ctx) -> str:
 
 
 def _precision(value: Any, ctx: _Ctx) -> str:
-    from . import catalog
+    from llmsizing import catalog
 
     _str(value, ctx, allow_empty=False)
     if value == "native":
@@ -247,7 +247,7 @@ def _precision(value: Any, ctx: _Ctx) -> str:
 
 
 def _memory_override(value: Any, ctx: _Ctx) -> str:
-    from .units import parse_memory_bytes
+    from llmsizing.units import parse_memory_bytes
 
     _str(value, ctx)
     if value:
@@ -328,7 +328,7 @@ def _date(value: Any, ctx: _Ctx) -> str:
 
 
 def _assumptions(value: Any, ctx: _Ctx) -> dict:
-    from .assumptions import Assumptions
+    from llmsizing.assumptions import Assumptions
 
     if value is None:
         value = {}
@@ -512,7 +512,8 @@ class Scenario:
             self._check_finetune()
 
     def _check_serving(self) -> None:
-        from . import catalog, serving
+        from llmsizing import catalog
+        from llmsizing.serving import estimate as serving
 
         gpus = [catalog.load_gpu(g, self.gpu_memory or None) for g in self.gpus]
         for g in gpus:
@@ -534,7 +535,7 @@ class Scenario:
                     raise _Ctx(self.where, "precision").fail(f"{spec.slug} on {g.slug}: {exc}") from None
 
     def _check_finetune(self) -> None:
-        from . import training
+        from llmsizing.training import memory as training
 
         for method in self.methods:
             try:
@@ -586,7 +587,7 @@ class Scenario:
 
     def make_assumptions(self):
         """A fresh :class:`~llmsizing.assumptions.Assumptions` with this scenario's overrides."""
-        from .assumptions import Assumptions
+        from llmsizing.assumptions import Assumptions
 
         return Assumptions(dict(self.assumptions))
 
@@ -596,7 +597,7 @@ class Scenario:
 
     def cover(self, version: str | None = None, today: _dt.date | None = None) -> dict[str, str]:
         """Notebook metadata ``metadata.llmsizing`` for the template's cover."""
-        from . import __version__
+        from llmsizing import __version__
 
         return {"customer": self.customer, "title": self.title, "scenario": self.scenario_name,
                 "date": self.report_date(today), "version": version or __version__}
@@ -621,7 +622,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
     A missing ``scenario_name`` defaults to the file's stem (which must then be a safe slug).
     """
-    from .catalog import read_text_file, safe_yaml_loads
+    from llmsizing.catalog import read_text_file, safe_yaml_loads
 
     p = Path(path)
     where = str(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .units import GiB
+from llmsizing.units import GiB
 
 __all__ = [
     "Table",
@@ -48,7 +48,7 @@ DASH = "—"
 
 def gpu_label(slug: str) -> str:
     """Short display name of a catalog GPU ("H100 SXM5 80GB")."""
-    from . import catalog
+    from llmsizing import catalog
 
     try:
         name = catalog.load_gpu(slug).name
@@ -59,7 +59,7 @@ def gpu_label(slug: str) -> str:
 
 def model_label(slug: str) -> str:
     """Display name of a catalog model ("DeepSeek-R1-Distill-Qwen-7B")."""
-    from . import catalog
+    from llmsizing import catalog
 
     try:
         return catalog.load_model(slug).name
@@ -88,7 +88,7 @@ def _usd(x: float | None) -> str:
 
 
 def _hours(h: float | None) -> str:
-    from .units import fmt_hours
+    from llmsizing.units import fmt_hours
 
     if h is None:
         return DASH
@@ -104,7 +104,7 @@ def _deadline(hours: float) -> str:
 
 
 def _count(n: float | None) -> str:
-    from .units import fmt_count
+    from llmsizing.units import fmt_count
 
     return DASH if n is None else fmt_count(n)
 
@@ -349,7 +349,7 @@ def finetune_cost_matrix(study: Any) -> Table:
 
 def finetune_bill_of_materials(study: Any, method: str | None = None) -> Table:
     """One row per model × data size for ``method``: GPUs, layout, CPU, RAM, storage, network, time, cost."""
-    from .units import fmt_gb
+    from llmsizing.units import fmt_gb
 
     ft = study.finetune
     method = method or ft.methods[0]
@@ -492,7 +492,7 @@ def _english(text: str) -> str:
 
 def audit_table(study: Any) -> Table | None:
     """The customer's own table, row by row, against our estimate (``llmsizing.audit``); None without it."""
-    from .units import fmt_gb
+    from llmsizing.units import fmt_gb
 
     if not study.audit:
         return None
@@ -542,8 +542,8 @@ def validation_table(study: Any) -> Table | None:
     v = study.validation
     if v is None:
         return None
-    from .validation.cases import CATEGORY_LABELS
-    from .validation.run import OURS
+    from llmsizing.validation.cases import CATEGORY_LABELS
+    from llmsizing.validation.run import OURS
 
     rows = []
     for s in v.summaries:

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RenderError, ScenarioError
-from .scenario import Scenario, load_scenario
+from llmsizing.errors import RenderError, ScenarioError
+from llmsizing.report.scenario import Scenario, load_scenario
 
 __all__ = ["FORMATS", "RunResult", "notebooks_dir", "run_scenario", "run_scenarios"]
 
@@ -66,7 +66,7 @@ def notebooks_dir() -> Path:
     env = os.environ.get("LLMSIZING_NOTEBOOK_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "notebooks"
+    return Path(__file__).resolve().parents[3] / "notebooks"
 
 
 def parse_formats(to: str | Iterable[str]) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
 
 def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: dict[str, str]) -> None:
     """Add provenance (params file, its hash, version, date) outside the numbers section."""
-    from .results import read_results, write_results
+    from llmsizing.report.results import read_results, write_results
 
     if not path.is_file():
         raise RenderError(f"notebook {scenario.notebook!r} did not write {RESULTS_FILE} "
@@ -148,7 +148,7 @@ def run_scenario(
     :class:`~llmsizing.errors.RenderError` when executing or rendering fails; in both cases
     the previous report folder, if any, is untouched and no build folder is left behind.
     """
-    from . import render
+    from llmsizing.report import render
 
     t0 = time.perf_counter()
     formats = parse_formats(to)

@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .errors import ScenarioError
-from .specs import GpuSpec, ModelSpec
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import GpuSpec, ModelSpec
 
 PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
 ACT_PHASES = ("loss", "layer_backward")
@@ -40,7 +40,7 @@ _FIELDS = ("weights", "optimizer_base", "buffers", "host", "paged")
 
 
 def _training():
-    from . import training  # the memory model belongs to another module
+    from llmsizing.training import memory as training
 
     return training
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import SizingError
+from llmsizing.errors import SizingError
 
 __all__ = ["REL_TOL", "compute", "compare", "diff_text", "golden_path", "main"]
 
@@ -33,9 +33,9 @@ REL_TOL = 1e-9
 
 def compute(params_path: str | Path) -> tuple[str, dict[str, Any]]:
     """``(scenario_name, golden document)`` for one params file."""
-    from .results import results_document
-    from .scenario import load_scenario
-    from .study import run_study
+    from llmsizing.report.results import results_document
+    from llmsizing.report.scenario import load_scenario
+    from llmsizing.report.study import run_study
 
     scenario = load_scenario(params_path)
     study = run_study(scenario)
@@ -79,7 +79,7 @@ def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
 
 def diff_text(expected: dict[str, Any] | None, actual: dict[str, Any], name: str = "golden") -> str:
     """What changed, one line per value (``path: old -> new``), then a unified diff of the JSON."""
-    from .results import dumps
+    from llmsizing.report.results import dumps
 
     if expected is None:
         return f"{name}: no golden file yet (run: python -m llmsizing.golden --update)"
@@ -108,7 +108,7 @@ def _params_files(params: Iterable[str | Path] | None, params_dir: Path) -> list
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .results import dumps
+    from llmsizing.report.results import dumps
 
     ap = argparse.ArgumentParser(prog="python -m llmsizing.golden", description=__doc__.splitlines()[0])
     ap.add_argument("params", nargs="*", help="params files (default: every params/*.yaml)")

@@ -15,7 +15,7 @@ import html
 import math
 from typing import Any
 
-from .units import GiB, fmt_hours
+from llmsizing.units import GiB, fmt_hours
 
 __all__ = [
     "Narrative",
@@ -201,7 +201,7 @@ def users_vs_weights_text(study: Any) -> Narrative:
 def finetune_intro(study: Any) -> Narrative:
     ft = study.finetune
     sc = study.scenario
-    from .tables import gpu_label
+    from llmsizing.report.tables import gpu_label
 
     return Narrative(
         f"For each model, method and data size the planner searches GPU counts on {esc(gpu_label(ft.gpu))} "
@@ -216,7 +216,7 @@ def finetune_intro(study: Any) -> Narrative:
 
 
 def _language(code: str) -> str:
-    from .dataset import LANGUAGE_NAMES
+    from llmsizing.dataset import LANGUAGE_NAMES
 
     return LANGUAGE_NAMES.get(code, code)
 
@@ -386,8 +386,8 @@ def validation_summary(study: Any) -> Narrative:
     v = study.validation
     if v is None:
         return Narrative("")
-    from .validation.cases import CATEGORY_LABELS
-    from .validation.run import OURS, head_to_head
+    from llmsizing.validation.cases import CATEGORY_LABELS
+    from llmsizing.validation.run import OURS, head_to_head
 
     scored = [r for r in v.rows if r.case.supported]
     better, total = 0, 0

@@ -44,10 +44,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .architecture import attention_flop_per_token, matmul_params_active, model_modules, mtp_modules
-from .assumptions import Assumptions
-from .errors import ScenarioError
-from .specs import GpuSpec, ModelSpec
+from llmsizing.architecture import attention_flop_per_token, matmul_params_active, model_modules, mtp_modules
+from llmsizing.assumptions import Assumptions
+from llmsizing.errors import ScenarioError
+from llmsizing.specs import GpuSpec, ModelSpec
 
 METHODS = ("full", "lora", "qlora")
 GPU_CLASSES = ("hopper", "ampere", "ada", "blackwell", "other")
@@ -131,7 +131,7 @@ def adapter_params_active(spec: ModelSpec, setup: Any) -> float:
     """
     if _method(setup) == "full":
         return 0.0
-    from .lora import lora_params_active
+    from llmsizing.lora import lora_params_active
 
     return float(lora_params_active(spec, setup.lora_targets, setup.lora_rank))
 
@@ -144,8 +144,8 @@ def quantized_weight_params(spec: ModelSpec, setup: Any) -> float:
     """
     if _method(setup) != "qlora":
         return 0.0
-    from .catalog import load_precision
-    from .weights import is_quantized_module
+    from llmsizing.catalog import load_precision
+    from llmsizing.weights import is_quantized_module
 
     precision = load_precision(getattr(setup, "qlora_quant", "nf4-dq"))
     return float(sum(m.count * m.weight_params for m in model_modules(spec) if is_quantized_module(m, precision)))

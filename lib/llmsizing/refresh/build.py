@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import SizingError
+from llmsizing.errors import SizingError
 
 __all__ = [
     "EXIT_BUSY",
@@ -96,7 +96,7 @@ EXIT_BUSY = 75  # sysexits EX_TEMPFAIL: another refresh holds the lock; try agai
 #: Input hash keys, in the order reasons are reported.
 INPUT_KEYS = ("scenario", "notebook", "template", "catalog", "assumptions", "library", "formats")
 
-_LIB_DIR = Path(__file__).resolve().parent
+_LIB_DIR = Path(__file__).resolve().parents[1]
 
 
 class RefreshBusy(SizingError):
@@ -210,7 +210,7 @@ def _quick_yaml(path: Path) -> dict[str, Any]:
 
 def _entry_files(kind: str) -> dict[str, Path]:
     """Catalog files of ``kind`` by slug (= file stem); ``$LLMSIZING_CATALOG_DIR`` overrides built-ins."""
-    from . import catalog
+    from llmsizing import catalog
 
     files: dict[str, Path] = {}
     for d in catalog._catalog_dirs(kind):
@@ -242,8 +242,8 @@ class _SharedInputs:
 
     @classmethod
     def collect(cls, notebook_dir: Path) -> "_SharedInputs":
-        from . import __version__, catalog
-        from .render import TEMPLATE_DIR, TEMPLATE_NAME
+        from llmsizing import __version__, catalog
+        from llmsizing.report.render import TEMPLATE_DIR, TEMPLATE_NAME
 
         hasher = _Hasher()
         assumptions_dir = _LIB_DIR / "assumptions"
@@ -279,10 +279,10 @@ def catalog_files(scenario: Any, shared: _SharedInputs | None = None) -> dict[st
     ``derived_from`` parent, every cloud instance whose GPU is one of them, and
     ``precisions.yaml``. A model given as a path to a ``config.json`` is that file.
     """
-    from . import catalog
+    from llmsizing import catalog
 
     if shared is None:
-        from .runner import notebooks_dir
+        from llmsizing.report.runner import notebooks_dir
 
         shared = _SharedInputs.collect(notebooks_dir())
     # Labels name an entry, not where it was found: an identical copy of a built-in entry in
@@ -343,7 +343,7 @@ class ScenarioPlan:
 
 def _guess_name(path: Path) -> str:
     """Scenario name of a params file that does not validate (for the index): its key, or the stem."""
-    from .catalog import safe_yaml_loads
+    from llmsizing.catalog import safe_yaml_loads
 
     with contextlib.suppress(Exception):
         data = safe_yaml_loads(path.read_text(encoding="utf-8"), str(path), SizingError)
@@ -354,7 +354,7 @@ def _guess_name(path: Path) -> str:
 
 
 def _plan_one(path: Path, shared: _SharedInputs, formats: Sequence[str]) -> ScenarioPlan:
-    from .scenario import load_scenario
+    from llmsizing.report.scenario import load_scenario
 
     try:
         sc = load_scenario(path)
@@ -379,7 +379,7 @@ def _plan_one(path: Path, shared: _SharedInputs, formats: Sequence[str]) -> Scen
 
 
 def _expected_files(formats: Sequence[str]) -> tuple[str, ...]:
-    from .runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE
+    from llmsizing.report.runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE
 
     extra = {"html": HTML_FILE, "pdf": PDF_FILE}
     return (NOTEBOOK_FILE, RESULTS_FILE) + tuple(extra[f] for f in formats)
@@ -422,7 +422,7 @@ def _reasons(plan: ScenarioPlan, old: Mapping[str, Any] | None, out_dir: Path, f
 
 
 def _params_files(params: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    from .errors import ScenarioError
+    from llmsizing.errors import ScenarioError
 
     out: list[Path] = []
     for p in map(Path, params):
@@ -452,7 +452,7 @@ def plan_refresh(
     Reads files only: no notebook runs, no estimates. ``manifest`` defaults to the one in
     ``out_dir``.
     """
-    from .runner import notebooks_dir, parse_formats
+    from llmsizing.report.runner import notebooks_dir, parse_formats
 
     formats = parse_formats(to)
     root = Path(out_dir)
@@ -694,7 +694,7 @@ def _build_worker(params_path: str, staging_root: str, formats: tuple[str, ...],
     t0 = time.perf_counter()
     with _output_to(Path(staging_root) / BUILD_LOG):
         try:
-            from .runner import run_scenario
+            from llmsizing.report.runner import run_scenario
 
             r = run_scenario(params_path, staging_root, formats, notebook_dir=notebook_dir)
             return {"ok": True, "seconds": time.perf_counter() - t0, "dir": str(r.report_dir)}
@@ -888,7 +888,7 @@ def _default_jobs(n: int) -> int:
 
 
 def _entry_paths(out_dir: Path, name: str) -> dict[str, str]:
-    from .runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE
+    from llmsizing.report.runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE
 
     paths = {"dir": name}
     for key, fname in (("html", HTML_FILE), ("pdf", PDF_FILE), ("ipynb", NOTEBOOK_FILE), ("results", RESULTS_FILE)):
@@ -922,12 +922,12 @@ def refresh(
     :class:`~llmsizing.errors.SizingError` on bad arguments; a failing *scenario* is not
     an exception but an entry in :attr:`RefreshReport.failed`.
     """
-    from .runner import parse_formats
+    from llmsizing.report.runner import parse_formats
 
     t0 = time.perf_counter()
     formats = parse_formats(to)
     if jobs is not None and jobs < 1:
-        from .errors import ScenarioError
+        from llmsizing.errors import ScenarioError
 
         raise ScenarioError(f"-j must be at least 1, got {jobs}")
     root = Path(out_dir)
@@ -1076,7 +1076,7 @@ def _finish(pl: ScenarioPlan, result: Mapping[str, Any], root: Path, stage: Path
         entry["paths"] = _entry_paths(root, pl.name)
         report.failed[pl.name] = reason
         return
-    from .runner import RESULTS_FILE
+    from llmsizing.report.runner import RESULTS_FILE
 
     report_dir = root / pl.name
     before = read_json_file(report_dir / RESULTS_FILE) if report_dir.is_dir() else None
@@ -1103,7 +1103,7 @@ def _finish(pl: ScenarioPlan, result: Mapping[str, Any], root: Path, stage: Path
 # --------------------------------------------------------------------------- index.html
 
 #: Folder of the index template (``index.html.j2``).
-INDEX_TEMPLATE_DIR = _LIB_DIR / "templates" / "index"
+INDEX_TEMPLATE_DIR = _LIB_DIR / "report" / "templates" / "index"
 #: Headline numbers shown per report in the index (the least nested first), and changed numbers
 #: listed per report; the rest are in results.json and ``llmsizing diff``.
 INDEX_HEADLINE_MAX = 10
@@ -1117,7 +1117,7 @@ def _index_headline(head: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def format_value(key: str, value: Any) -> str:
     """A headline number for people: bytes in GiB, hours as h/days, dollars, counts with separators."""
-    from .units import fmt_bytes, fmt_hours
+    from llmsizing.units import fmt_bytes, fmt_hours
 
     if value is None:
         return "n/a"
@@ -1209,7 +1209,7 @@ def render_index(out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | 
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
-    from . import __version__
+    from llmsizing import __version__
 
     last = doc.get("last_refresh") or {}
     html = env.get_template("index.html.j2").render(

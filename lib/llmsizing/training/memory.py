@@ -35,14 +35,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .activations import ACT_BYTES, activation_bytes, stage_activation_bytes  # noqa: F401 (re-exported)
-from .architecture import Module, model_modules
-from .assumptions import Assumptions
-from .catalog import load_precision
-from .errors import ScenarioError
-from .lora import lora_target_modules
-from .specs import GpuSpec, ModelSpec
-from .weights import module_weight_bytes
+from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
+from llmsizing.architecture import Module, model_modules
+from llmsizing.assumptions import Assumptions
+from llmsizing.catalog import load_precision
+from llmsizing.errors import ScenarioError
+from llmsizing.lora import lora_target_modules
+from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.weights import module_weight_bytes
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("mixed-bf16", "bf16", "fp32")
@@ -447,7 +447,7 @@ def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumption
     """QLoRA: bf16 copies of the largest quantized weight (bitsandbytes dequantize_4bit per matmul)."""
     if setup.method != "qlora":
         return 0.0
-    from .weights import is_quantized_module
+    from llmsizing.weights import is_quantized_module
 
     p = _quant_precision(setup)
     largest = max((m.weight_params for m in model_modules(spec) if is_quantized_module(m, p)), default=0)
