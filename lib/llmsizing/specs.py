@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from llmsizing.errors import ConfigError
+from llmsizing.errors import ConfigError, ScenarioError
 
 SUPPORTED_FAMILIES = (
     "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma2", "deepseek_v3", "gpt_oss", "mpt",
@@ -315,6 +315,18 @@ class GpuSpec:
     def peak_flop_per_s(self, compute: str) -> float | None:
         """Dense peak for a compute precision, or None when the GPU has no such tensor path."""
         return self.flop_per_s.get(compute)
+
+    def tensor_flop_per_s(self, compute: str) -> float:
+        """Dense tensor-core peak FLOP/s that work in ``compute`` precision runs at (the one home of it).
+
+        A format without its own tensor path (weight-only int4/int8 on GPUs without such units) runs
+        on the 16-bit path: compute → fp16 → bf16 (datasheet dense figures, catalog/gpus/*.yaml).
+        """
+        for key in (compute, "fp16", "bf16"):
+            peak = self.flop_per_s.get(key)
+            if peak:
+                return float(peak)
+        raise ScenarioError(f"GPU {self.slug} has no dense {compute}, fp16 or bf16 peak in the catalog")
 
 
 @dataclass(frozen=True)
