@@ -32,7 +32,7 @@ from llmsizing.serving import estimate as serving
 from llmsizing.training import memory as training
 from llmsizing.training import compute as tc
 from llmsizing.assumptions import Assumptions, registry
-from llmsizing.cli import _clean
+from llmsizing.commands.output import strict_json as _clean
 from llmsizing.commands.catalog_cmds import model_summary
 from llmsizing.errors import SizingError
 from llmsizing.report.scenario import PARAMETERS, Scenario, parse_tokens

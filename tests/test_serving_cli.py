@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmsizing.cli import main
-from llmsizing.commands.serve import parse_tokens
+from llmsizing.units import parse_tokens
 from llmsizing.errors import ScenarioError
 
 pytestmark = pytest.mark.unit

@@ -27,6 +27,7 @@ MLA_MODES = ("latent", "decompressed")
 
 # ---------------------------------------------------------------- data
 LANGUAGES = ("en", "zh", "code", "mixed")
+TOKENIZER_FAMILIES = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")
 
 # ---------------------------------------------------------------- the first customer's request
 # The DeepSeek-R1 family (the original model and its six distills), in the order the request lists them,

@@ -63,6 +63,62 @@ class DataSize:
     text: str  # what the user wrote, for reports
 
 
+_TOKENS_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?)\s*(?P<prefix>[KkMm]i?)?\s*(?:tokens?)?\s*$")
+#: Largest token count accepted anywhere (context, prompt, sequence length): 16Mi tokens.
+MAX_TOKENS = 16 * 1024**2
+
+
+def parse_tokens(value: str | int | float, what: str = "token count") -> int:
+    """A token count: ``32768``, ``'32K'``, ``'32Ki'``, ``'128K tokens'``, ``'1M'``.
+
+    ``K``/``M`` are 1024 and 1024², as context windows are quoted ("a 128K context" = 131,072 tokens);
+    ``Ki``/``Mi`` mean the same. Whole numbers from 1 to 16Mi tokens. The one token-count parser of the
+    command line and the scenario files.
+    """
+    if isinstance(value, bool):
+        raise ScenarioError(f"token count {value!r} is not a number")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
+        m = _TOKENS_RE.match(value)
+        if not m:
+            raise ScenarioError(f"cannot read token count {value!r}; write an integer or e.g. 32768, 32K, 128K tokens")
+        prefix = (m.group("prefix") or "").upper().rstrip("I")
+        n_float = float(m.group("num")) * {"": 1, "K": 1024, "M": 1024**2}[prefix]
+        if not n_float.is_integer():
+            raise ScenarioError(f"token count {value!r} is not a whole number of tokens")
+        n = int(n_float)
+    else:
+        raise ScenarioError(f"token count {value!r} is not a number")
+    if n < 1:
+        raise ScenarioError(f"{what} must be a positive integer, got {value}")
+    if n > MAX_TOKENS:
+        raise ScenarioError(f"{what} {value!r} exceeds the largest accepted, 16M tokens ({MAX_TOKENS:,})")
+    return n
+
+
+_INT_RE = re.compile(r"^[-+]?[0-9]{1,30}$")
+_FLOAT_RE = re.compile(r"^[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,2})?$")
+
+
+def parse_scalar(text: str) -> int | float | bool | str:
+    """A command-line value as YAML 1.2 core would read it: integer, decimal, ``true``/``false``, else text.
+
+    Integers longer than 30 digits and exponents beyond two digits stay text (the consumer then names
+    the bad value); nothing here overflows.
+    """
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT_RE.match(text.strip()):
+        return int(text)
+    if _FLOAT_RE.match(text.strip()):
+        return float(text)
+    return text
+
+
 def parse_data_size(text: str | int | float) -> DataSize:
     """Parse a dataset size such as ``1K``, ``1GB``, ``100 GB``, ``15.6T tokens``, ``1K samples``.
 

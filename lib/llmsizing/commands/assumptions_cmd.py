@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from llmsizing.assumptions import registry
+from llmsizing.commands.output import print_json
+
 
 def assumption_rows() -> list[dict]:
     """One row per registered assumption, sorted by category then name."""
-    from llmsizing.assumptions import registry
-
     return [{"name": a.name, "default": a.value, "unit": a.unit, "category": a.category, "help": a.help,
              "source": a.source} for a in sorted(registry().values(), key=lambda a: (a.category, a.name))]
 
 
 def _cmd_assumptions(args: argparse.Namespace) -> int:
-    from llmsizing.cli import print_json
-
     rows = assumption_rows()
     if args.json:
         print_json(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from llmsizing import architecture as A
 from llmsizing import catalog
 from llmsizing.units import GiB, fmt_count
+from llmsizing.commands.output import print_json
 
 
 def model_summary(spec) -> dict:
@@ -44,8 +45,6 @@ def model_summary(spec) -> dict:
 
 
 def _cmd_models(args) -> int:
-    from llmsizing.cli import print_json
-
     models = catalog.list_models()
     if args.json:
         print_json([{"model": s.slug, "hf_id": s.hf_id, "family": s.family, "params_total": A.params_total(s),
@@ -58,8 +57,6 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_gpus(args) -> int:
-    from llmsizing.cli import print_json
-
     gpus = catalog.list_gpus()
     if args.json:
         print_json([{"gpu": g.slug, "name": g.name, "memory_bytes": g.memory_bytes,
@@ -77,8 +74,6 @@ def _cmd_gpus(args) -> int:
 
 
 def _cmd_model(args) -> int:
-    from llmsizing.cli import print_json
-
     spec = catalog.load_model(args.model)
     info = model_summary(spec)
     if args.json:

@@ -60,7 +60,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     name = _scenario_name(args.scenario)
     doc = diff_report(args.out, name, args.against, args.all)
     if args.json:
-        from llmsizing.cli import print_json
+        from llmsizing.commands.output import print_json
 
         print_json(doc)
         return 0

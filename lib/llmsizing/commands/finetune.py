@@ -7,26 +7,23 @@ import argparse
 import re
 
 from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
+from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS, TOKENIZER_FAMILIES, TRAIN_PRECISIONS,
+                               ZERO_STAGES)
+from llmsizing.commands.common import add_set_argument, assumption_overrides
+from llmsizing.commands.output import print_json
+from llmsizing.planner.audit import audit_table, default_table_path
+from llmsizing.planner.search import plan_finetune
 
-METHODS = ("full", "lora", "qlora")
-PRECISIONS = ("mixed-bf16", "bf16", "fp32")
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd", "sgd-momentum")
-OFFLOADS = ("none", "optimizer", "optimizer+params")
-LANGUAGES = ("en", "zh", "code", "mixed")
-TOKENIZERS = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from llmsizing.cli import print_json
-    from llmsizing.planner.search import plan_finetune
-
     plan = plan_finetune(
         args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,
         language=args.language, tokenizer=args.tokenizer, packing=not args.padding, gpus=args.gpus,
         seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
         precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
         pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
-        gpu_memory=args.gpu_memory)
+        gpu_memory=args.gpu_memory, assumptions=assumption_overrides(args.assumption_sets))
     d = plan.to_dict()
     if args.json:
         print_json(d)
@@ -87,9 +84,6 @@ def render_plan(d: dict) -> str:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from llmsizing.planner.audit import audit_table, default_table_path
-    from llmsizing.cli import print_json
-
     rows = audit_table(args.table, deadline=args.deadline, language=args.language)
     if args.json:
         print_json({"table": str(args.table or default_table_path()), "rows": [r.to_dict() for r in rows],
@@ -129,20 +123,21 @@ def register(sub) -> None:
     p.add_argument("--epochs", default="1", help="passes over the data (positive number, default 1)")
     p.add_argument("--deadline", default="24h", help="wall-clock deadline, e.g. 24h, 2d, 90m (default 24h)")
     p.add_argument("--language", choices=LANGUAGES, default="en", help="language of the text (bytes → tokens)")
-    p.add_argument("--tokenizer", choices=TOKENIZERS, default=None, help="tokenizer family (default: the model's)")
+    p.add_argument("--tokenizer", choices=TOKENIZER_FAMILIES, default=None, help="tokenizer family (default: the model's)")
     p.add_argument("--padding", action="store_true", help="pad each batch instead of packing sequences")
     p.add_argument("--seq-len", type=int, default=4096, help="training sequence length in tokens (default 4096)")
     p.add_argument("--micro-batch", type=int, default=None, help="sequences per GPU per micro-step (default: search)")
     _bool_flag(p, "gradient-checkpointing", "recompute activations in backward (default: search)")
-    p.add_argument("--precision", choices=PRECISIONS, default="mixed-bf16", help="training precision")
+    p.add_argument("--precision", choices=TRAIN_PRECISIONS, default="mixed-bf16", help="training precision")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer")
-    p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=None, help="ZeRO stage (default: search)")
+    p.add_argument("--zero", type=int, choices=ZERO_STAGES, default=None, help="ZeRO stage (default: search)")
     p.add_argument("--offload", choices=OFFLOADS, default=None, help="CPU offload (default: search)")
     p.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: search)")
     p.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree (default 1)")
     p.add_argument("--ep", type=int, default=None, help="expert-parallel degree, MoE only (default: search)")
     p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16)")
     p.add_argument("--lora-targets", default="all-linear", help="all-linear | attention | q,v | module names")
+    add_set_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_finetune)
     p._negative_number_matcher = _NEGATIVE_VALUE

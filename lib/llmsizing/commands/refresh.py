@@ -32,7 +32,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         sys.stderr.write(f"llmsizing refresh: {' '.join(str(exc).split())}\n")
         return EXIT_BUSY
     if args.json:
-        from llmsizing.cli import print_json
+        from llmsizing.commands.output import print_json
 
         print_json(report.to_dict())
     else:

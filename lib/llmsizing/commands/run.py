@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from llmsizing.commands.output import print_json
+from llmsizing.report.runner import parse_formats, run_scenarios
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from llmsizing.cli import print_json
-    from llmsizing.report.runner import parse_formats, run_scenarios
-
     results = run_scenarios(args.params, out_dir=args.out, to=parse_formats(args.to))
     if args.json:
         print_json([{"scenario": r.scenario, "params": str(r.params_path), "report_dir": str(r.report_dir),

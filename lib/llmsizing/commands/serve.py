@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
-from llmsizing.errors import ScenarioError
-from llmsizing.serving.estimate import ENGINES, MLA_MODES, serve
-from llmsizing.units import fmt_gib
-
-_TOKENS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*$")
-
-
-def parse_tokens(text: str) -> int:
-    """A token count: ``32768``, ``32K`` (= 32,768) or ``1M`` (= 1,048,576); K and M are binary, as in
-    "a 128K context" = 131,072 tokens."""
-    m = _TOKENS_RE.match(str(text))
-    if not m:
-        raise ScenarioError(f"cannot read token count {text!r}; write e.g. 32768, 32K or 128K")
-    value = float(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
-    if value != int(value):
-        raise ScenarioError(f"token count {text!r} is not a whole number of tokens")
-    return int(value)
-
+from llmsizing.choices import ENGINES, MLA_MODES
+from llmsizing.commands.common import add_set_argument, assumption_overrides
+from llmsizing.commands.output import print_json
+from llmsizing.planner.cluster import serving_cluster
+from llmsizing.serving.estimate import serve
+from llmsizing.units import fmt_gib, parse_tokens
 
 def _fmt_rate(x: float | None, unit: str) -> str:
     return "n/a (does not fit)" if x is None else f"{x:,.3g} {unit}"
@@ -69,21 +55,17 @@ def render_table(d: dict) -> str:
 
 
 def _cmd_serve(args) -> int:
-    from llmsizing.cli import print_json
-
     est = serve(
         args.model, args.gpu, gpus=args.gpus, precision=args.precision, kv_precision=args.kv_precision,
-        users=args.users, context_tokens=parse_tokens(args.context) if args.context is not None else None,
-        prompt_tokens=parse_tokens(args.prompt_tokens) if args.prompt_tokens is not None else None,
+        users=args.users, context_tokens=parse_tokens(args.context, "context") if args.context is not None else None,
+        prompt_tokens=parse_tokens(args.prompt_tokens, "prompt tokens") if args.prompt_tokens is not None else None,
         engine=args.engine, gpu_memory_utilization=args.gpu_memory_utilization, gpu_memory=args.gpu_memory,
         mla_cache=args.mla_cache,
-        max_model_len=parse_tokens(args.max_model_len) if args.max_model_len is not None else None,
-        enforce_eager=args.enforce_eager,
+        max_model_len=parse_tokens(args.max_model_len, "max model length") if args.max_model_len is not None else None,
+        enforce_eager=args.enforce_eager, assumptions=assumption_overrides(args.assumption_sets),
     )
     d = est.to_dict()
     # instances, $/hour and $/million output tokens for the layout (fits or not: what it would cost)
-    from llmsizing.planner.cluster import serving_cluster
-
     d["cluster"] = serving_cluster(d).to_dict() if d.get("gpus") else None
     if args.json:
         print_json(d)
@@ -122,5 +104,6 @@ def register(sub) -> None:
                    help="DeepSeek MLA cache: latent (vLLM, SGLang) or decompressed per-head K/V")
     p.add_argument("--max-model-len", default=None, help="engine max_model_len (default: the context)")
     p.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (vLLM --enforce-eager)")
+    add_set_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (sizes in bytes)")
     p.set_defaults(handler=_cmd_serve)

@@ -50,7 +50,7 @@ def ground_truth_rows(category: str | None):
 
 
 def _cmd_validate(args) -> int:
-    from llmsizing.cli import print_json
+    from llmsizing.commands.output import print_json
     from llmsizing.validation.report import format_summary, format_table, verdicts
     from llmsizing.validation.run import run_validation
 
