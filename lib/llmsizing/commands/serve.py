@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from llmsizing.choices import ENGINES, MLA_MODES
 from llmsizing.errors import ScenarioError
-from llmsizing.serving.estimate import ENGINES, MLA_MODES, serve
+from llmsizing.serving.estimate import serve
 from llmsizing.units import fmt_gib
 
 _TOKENS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*$")
