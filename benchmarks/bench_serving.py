@@ -17,21 +17,22 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "lib") not in sys.path:
     sys.path.insert(0, str(REPO / "lib"))
 
+from llmsizing import architecture, catalog  # noqa: E402 - after the sys.path line above
+from llmsizing.serving import sharding  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_sweep import serve_sweep  # noqa: E402
+
 BAR_S = 2.0
 
 
 def _clear_caches() -> None:
-    from llmsizing import architecture, catalog
-    from llmsizing.serving import estimate as serving
-
     for fn in (catalog.model_entries, catalog.gpu_catalog, catalog.precision_catalog, architecture.model_modules,
-               architecture.mtp_modules, serving.weight_table):
+               architecture.mtp_modules, sharding.weight_table):
         fn.cache_clear()
 
 
 def main() -> None:
-    from llmsizing.serving.estimate import serve_sweep
-
     _clear_caches()
     t0 = time.perf_counter()
     rows = serve_sweep()

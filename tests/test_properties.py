@@ -32,6 +32,7 @@ from llmsizing.serving import estimate as serving
 from llmsizing.training import memory as training
 from llmsizing.training import compute as tc
 from llmsizing.assumptions import Assumptions, registry
+from llmsizing.choices import ENGINES
 from llmsizing.commands.output import strict_json as _clean
 from llmsizing.commands.catalog_cmds import model_summary
 from llmsizing.errors import SizingError
@@ -90,7 +91,7 @@ maybe_int = st.one_of(st.none(), st.integers(-2, 300))
 
 @FAST
 @given(
-    model=st.sampled_from(MODELS), gpu=st.sampled_from(GPUS), engine=st.sampled_from(serving.ENGINES),
+    model=st.sampled_from(MODELS), gpu=st.sampled_from(GPUS), engine=st.sampled_from(ENGINES),
     precision=usually_none(st.sampled_from(PRECISIONS)), kv=usually_none(st.sampled_from(KV_PRECISIONS)),
     users=st.one_of(st.integers(1, 64), st.integers(-1, 10**6)),
     context=st.one_of(st.integers(1, 32768), st.integers(-1, 2**21)),
@@ -351,7 +352,7 @@ INV = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChec
 
 
 @INV
-@given(model=st.sampled_from(MODELS), engine=st.sampled_from(serving.ENGINES), u1=st.integers(1, 512),
+@given(model=st.sampled_from(MODELS), engine=st.sampled_from(ENGINES), u1=st.integers(1, 512),
        u2=st.integers(1, 512), context=st.sampled_from([512, 4096, 32768]))
 def test_serving_memory_grows_with_users(model, engine, u1, u2, context):
     lo, hi = sorted((u1, u2))
@@ -368,7 +369,7 @@ def test_serving_memory_grows_with_users(model, engine, u1, u2, context):
 
 
 @INV
-@given(model=st.sampled_from(MODELS), engine=st.sampled_from(serving.ENGINES), users=st.integers(1, 16),
+@given(model=st.sampled_from(MODELS), engine=st.sampled_from(ENGINES), users=st.integers(1, 16),
        c1=st.integers(1, 131072), c2=st.integers(1, 131072))
 def test_serving_memory_grows_with_context(model, engine, users, c1, c2):
     lo, hi = sorted((c1, c2))

@@ -310,7 +310,7 @@ def test_cli_assumptions_json(capsys):
 
 def test_choices_mirror_the_estimators():
     from llmsizing import dataset
-    from llmsizing.serving import estimate as serving
+    from llmsizing.serving import plan as serving
     from llmsizing.training import memory as training
     from llmsizing.report import scenario as S
 

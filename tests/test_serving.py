@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmsizing import architecture as A
 from llmsizing import catalog
-from llmsizing.serving import roofline
-from llmsizing.serving import estimate as serving
+from llmsizing import comm
+from llmsizing.choices import DEEPSEEK_R1_FAMILY
+from llmsizing.serving import engines, roofline
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.serving.estimate import Layout, activation_elems_per_token, evaluate_layout, kv_elems_per_token_per_layer_per_gpu, kv_heads_per_rank, kv_tokens_held, layout_problem, make_plan, pipeline_stages, serve, serve_sweep, stage_weight_bytes, users_memory_comparison, weight_table
+from llmsizing.serving.engines import activation_elems_per_token, evaluate_layout, kv_tokens_held
+from llmsizing.serving.estimate import serve, users_memory_comparison
+from llmsizing.serving.plan import layout_problem, make_plan
+from llmsizing.serving.sharding import Layout, kv_elems_per_token_per_layer_per_gpu, kv_heads_per_rank, pipeline_stages, stage_weight_bytes, weight_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from serving_sweep import SWEEP_GPUS, SWEEP_PRECISIONS, serve_sweep  # noqa: E402 - benchmark-only sweep
 
 pytestmark = pytest.mark.unit
 
@@ -117,13 +127,13 @@ def test_roofline_helpers_hand_computed():
     assert roofline.expert_hit_fraction(256, 8, 10_000) == pytest.approx(1.0)
     assert roofline.roofline_s(100, 10, 10, 10) == (10, "memory")
     assert roofline.roofline_s(10, 100, 10, 10) == (10, "compute")
-    assert roofline.allreduce_s(1000, 2, 1000, 0.001) == pytest.approx(0.001 + 1.0)
-    assert roofline.allreduce_s(1000, 1, 1000, 0.001) == 0.0
+    assert comm.ring_allreduce_s(1000, 2, 1000, 0.001) == pytest.approx(0.001 + 1.0)
+    assert comm.ring_allreduce_s(1000, 1, 1000, 0.001) == 0.0
     assert roofline.decode_context_tokens(4096, 32768) == 4096 + 14336
     llama, r1 = spec("llama-3.1-8b"), spec("deepseek-r1")
-    assert roofline.attention_flop_per_token_per_layer(llama, 1000, "latent", True) == 4 * 32 * 128 * 1000
-    assert roofline.attention_flop_per_token_per_layer(r1, 1000, "latent", True) == 2 * 128 * (1024 + 64) * 1000
-    assert roofline.attention_flop_per_token_per_layer(r1, 1000, "latent", False) == 2 * 128 * 320 * 1000
+    assert A.attention_flop_per_token_per_layer(llama, 1000, "latent", True) == 4 * 32 * 128 * 1000
+    assert A.attention_flop_per_token_per_layer(r1, 1000, "latent", True) == 2 * 128 * (1024 + 64) * 1000
+    assert A.attention_flop_per_token_per_layer(r1, 1000, "latent", False) == 2 * 128 * 320 * 1000
 
 
 # ----------------------------------------------------------------------------- engine memory models
@@ -162,7 +172,7 @@ def test_sglang_pool_is_fraction_of_free_memory_minus_weights():
     free0 = (81559 - 450) * MiB - 512 * MiB - int(0.16 * GiB)
     pool = 0.88 * free0 - 8_030_261_248 * 2
     assert est.kv_cache_capacity_tokens == math.floor(pool / 131072)
-    assert serving.sglang_memory_fraction(8, make_plan("llama-3.1-8b", "h100", engine="sglang").a) == 0.81
+    assert engines.sglang_memory_fraction(8, make_plan("llama-3.1-8b", "h100", engine="sglang").a) == 0.81
 
 
 def test_transformers_exact_kv_and_full_prompt_activations():
@@ -347,7 +357,7 @@ def test_sweep_covers_every_combination():
     rows = serve_sweep()
     assert len(rows) == 7 * 4 * 6
     assert {(r["model"], r["precision"], r["gpu"]) for r in rows} == {
-        (m, p, g) for m in serving.DEEPSEEK_R1_FAMILY for p in serving.SWEEP_PRECISIONS for g in serving.SWEEP_GPUS}
+        (m, p, g) for m in DEEPSEEK_R1_FAMILY for p in SWEEP_PRECISIONS for g in SWEEP_GPUS}
     for r in rows:
         assert r["reason"]
         assert (r["fits"] and r["gpus"] >= 1) or not r["fits"]

@@ -13,8 +13,8 @@ import pytest
 
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
-from llmsizing.serving.roofline import dp_ep_decode_tokens_per_s_per_node
-from llmsizing.serving.estimate import ROOFLINE_ASSUMPTIONS, serve
+from llmsizing.serving.roofline import ROOFLINE_ASSUMPTIONS, dp_ep_decode_tokens_per_s_per_node
+from llmsizing.serving.estimate import serve
 from llmsizing.weights import weight_bytes
 
 pytestmark = pytest.mark.published
@@ -216,7 +216,7 @@ def test_deepseek_prod_prefill_calibration_source():
     """CALIBRATED (moe_flop_efficiency): 73.7k input tokens/s per H800 node, 56.3% of them cache hits, so
     32.2k computed tokens/s; FLOP per token = 2 x active matmul weights + MLA attention at ~2.5k tokens."""
     from llmsizing import architecture as A
-    from llmsizing.serving.roofline import attention_flop_per_token_per_layer
+    from llmsizing.architecture import attention_flop_per_token_per_layer
 
     a = _roofline_assumptions()
     spec, gpu = catalog.load_model("deepseek-r1"), catalog.load_gpu("h800")

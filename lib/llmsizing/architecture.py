@@ -5,8 +5,10 @@ Everything derives from one enumeration of the model's modules (``layer_modules`
 totals, active parameters, LoRA shapes, quantized weight bytes and FLOP all read the same
 list, so they cannot disagree.
 
-Formulas follow ``shared/reference/catalog.md`` §2 (parameter counts, which reproduce the
-published totals to the parameter), §4 (KV cache) and §5 (FLOP).
+Shapes follow the Hugging Face transformers model code of each family (``modeling_<family>.py``) and
+reproduce the published parameter totals to the parameter; KV cache per the DeepSeek-V2 paper
+(arXiv:2405.04434, MLA) and the GQA paper (arXiv:2305.13245); FLOP per Kaplan et al. 2020
+(arXiv:2001.08361).
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llmsizing.choices import MLA_MODES
 from llmsizing.errors import ScenarioError
 from llmsizing.specs import ModelSpec
-
-MLA_MODES = ("latent", "decompressed")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def mtp_modules(spec: ModelSpec) -> tuple[Module, ...]:
     """DeepSeek-V3 multi-token-prediction modules (unique parameters; embedding and head are shared).
 
     Per module: enorm, hnorm, eh_proj (2h -> h), one MoE decoder layer, shared_head.norm
-    (DeepSeek-V3 README_WEIGHTS; catalog.md §2d: 11,610,068,224 for one module).
+    (DeepSeek-V3 README_WEIGHTS.md: 11,610,068,224 for one module).
     """
     h = spec.hidden_size
     mods: list[Module] = []
@@ -195,7 +196,7 @@ def mtp_modules(spec: ModelSpec) -> tuple[Module, ...]:
 def params_total(spec: ModelSpec) -> int:
     """Parameters of the main model as the checkpoint stores them (MTP excluded, buffers included).
 
-    Equals the published totals in catalog.md §3 to the parameter.
+    Equals the published totals (model cards, safetensors index) to the parameter.
     """
     return sum(m.params for m in model_modules(spec))
 
@@ -217,7 +218,7 @@ def params_mtp(spec: ModelSpec) -> int:
 def params_active(spec: ModelSpec) -> int:
     """Parameters used per token, embedding included (routed experts count top-k of E).
 
-    DeepSeek-V3/R1: 37,552,297,472 (catalog.md §2d); Qwen3-235B-A22B: 22,190,763,520.
+    DeepSeek-V3/R1: 37,552,297,472 (DeepSeek-V3 README_WEIGHTS.md, 37B activated); Qwen3-235B-A22B: 22,190,763,520.
     """
     return round(sum(m.params_active for m in model_modules(spec)))
 
@@ -241,12 +242,24 @@ def matmul_params_active(spec: ModelSpec) -> float:
     return n
 
 
+def stage_layer_counts(spec: ModelSpec, start: int, stop: int, window_aware: bool = True) -> tuple[int, int]:
+    """(full-attention layers, sliding-window layers) among layers [start, stop).
+
+    Sliding layers (``spec.sliding_layers``, from the config's sliding_window / layer_types) count only when
+    ``window_aware``; otherwise every layer is taken at full attention.
+    """
+    if not (window_aware and spec.sliding_window):
+        return stop - start, 0
+    sliding = sum(1 for i in spec.sliding_layers if start <= i < stop)
+    return stop - start - sliding, sliding
+
+
 def kv_elems_per_token_per_layer(spec: ModelSpec, mla_mode: str = "latent") -> int:
     """Cached elements per token per attention layer.
 
     GQA/MHA: 2 · n_kv · head_dim (K and V). MLA latent (vLLM, SGLang): kv_lora_rank +
     qk_rope_head_dim = 576 for DeepSeek-V3. MLA decompressed (engines without MLA kernels):
-    n_h · (qk_nope + qk_rope + v_head_dim) = 40,960 for DeepSeek-V3 (catalog.md §4).
+    n_h · (qk_nope + qk_rope + v_head_dim) = 40,960 for DeepSeek-V3 (DeepSeek-V2 paper, arXiv:2405.04434 §2.1).
     """
     if mla_mode not in MLA_MODES:
         raise ScenarioError(f"MLA cache mode {mla_mode!r} is not one of {', '.join(MLA_MODES)}")
@@ -261,7 +274,7 @@ def kv_cache_bytes_per_token(spec: ModelSpec, bytes_per_elem: float = 2.0, mla_m
     """KV-cache bytes per token over all layers, every layer at full context.
 
     bytes = L · kv_elems_per_token_per_layer · bytes_per_elem. At bf16: DeepSeek-R1 70,272;
-    Llama-3.1-8B 131,072; R1-Distill-Qwen-7B 57,344 (catalog.md §3).
+    Llama-3.1-8B 131,072; R1-Distill-Qwen-7B 57,344 (from each config.json).
     """
     return spec.num_layers * kv_elems_per_token_per_layer(spec, mla_mode) * bytes_per_elem
 
@@ -271,29 +284,43 @@ def kv_cache_bytes(spec: ModelSpec, context_tokens: int, bytes_per_elem: float =
     """KV-cache bytes for one sequence of ``context_tokens``.
 
     Sliding-window layers hold at most ``sliding_window`` tokens when ``window_aware``
-    (catalog.md §4: full layers × context + sliding layers × window).
+    (full layers × context + sliding layers × window; Gemma 2 report, arXiv:2408.00118).
     """
     if context_tokens < 0:
         raise ScenarioError(f"context_tokens must be >= 0, got {context_tokens}")
     per_layer = kv_elems_per_token_per_layer(spec, mla_mode) * bytes_per_elem
-    sliding = len(spec.sliding_layers) if (window_aware and spec.sliding_window) else 0
-    full = spec.num_layers - sliding
+    full, sliding = stage_layer_counts(spec, 0, spec.num_layers, window_aware)
     held = min(context_tokens, spec.sliding_window) if sliding else 0
     return per_layer * (full * context_tokens + sliding * held)
 
 
-def attention_flop_per_token(spec: ModelSpec, context_tokens: float) -> float:
-    """Score and value FLOP for one query token attending to ``context_tokens`` keys.
+def attention_flop_per_token_per_layer(spec: ModelSpec, context_tokens: float, mla_mode: str = "decompressed",
+                                       decode: bool = False) -> float:
+    """Score and value FLOP for one query token against ``context_tokens`` keys in one layer (all heads).
 
-    Per layer 2 · n_h · (d_qk + d_v) · context (QKᵀ and AV, multiply-add = 2 FLOP);
-    sliding layers see at most the window. MLA uses the decompressed form
-    (d_qk = nope + rope, d_v = v_head_dim), as in prefill and training (catalog.md §5).
+    GQA/MHA: 2 · n_h · (d_qk + d_v) · ctx (QKᵀ and AV, multiply-add = 2 FLOP). MLA in prefill, in
+    training or with the decompressed cache: d_qk = nope + rope, d_v = v_head_dim. MLA decode with the
+    latent cache (weights absorbed): scores over kv_lora_rank + rope and values over kv_lora_rank,
+    2 · n_h · (2 · kv_lora_rank + rope) · ctx (DeepSeek-V2 paper, arXiv:2405.04434 §2.1.2; vLLM
+    vllm/attention/backends/mla).
     """
     if spec.is_mla:
-        d_qk, d_v = spec.qk_nope_head_dim + spec.qk_rope_head_dim, spec.v_head_dim
+        if decode and mla_mode == "latent":
+            per = 2.0 * spec.num_heads * (2 * spec.kv_lora_rank + spec.qk_rope_head_dim)
+        else:
+            per = 2.0 * spec.num_heads * (spec.qk_nope_head_dim + spec.qk_rope_head_dim + spec.v_head_dim)
     else:
-        d_qk = d_v = spec.head_dim
-    per_layer = 2.0 * spec.num_heads * (d_qk + d_v)
+        per = 2.0 * spec.num_heads * (spec.head_dim + spec.head_dim)
+    return per * context_tokens
+
+
+def attention_flop_per_token(spec: ModelSpec, context_tokens: float) -> float:
+    """Score and value FLOP for one query token attending to ``context_tokens`` keys, all layers.
+
+    Σ over layers of ``attention_flop_per_token_per_layer`` (the decompressed MLA form, as in prefill
+    and training); sliding layers see at most the window.
+    """
+    per_layer = attention_flop_per_token_per_layer(spec, 1.0)
     sliding = set(spec.sliding_layers) if spec.sliding_window else set()
     total = 0.0
     for i in range(spec.num_layers):
@@ -305,6 +332,6 @@ def attention_flop_per_token(spec: ModelSpec, context_tokens: float) -> float:
 def forward_flop_per_token(spec: ModelSpec, context_tokens: float = 0.0) -> float:
     """Forward FLOP for one token at a given context: 2 · matmul_params_active + attention.
 
-    catalog.md §5; Kaplan et al. 2020 (arXiv:2001.08361) Table 1 for the 2N term.
+    Kaplan et al. 2020 (arXiv:2001.08361) Table 1 for the 2N term.
     """
     return 2.0 * matmul_params_active(spec) + attention_flop_per_token(spec, context_tokens)

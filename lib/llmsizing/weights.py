@@ -3,7 +3,7 @@
 Quantized checkpoints quantize the large linear layers and keep the rest in 16-bit:
 embeddings, lm_head, norms, routers, biases and other vectors (GPTQ/AWQ keep lm_head and
 embeddings in fp16; bitsandbytes skips lm_head; DeepSeek's FP8 checkpoint keeps embeddings,
-heads, routers, eh_proj and norms in BF16 — catalog.md §2d dtype split). GGUF files apply a
+heads, routers, eh_proj and norms in BF16 — the dtypes in its model.safetensors.index.json). GGUF files apply a
 per-tensor mix (``gguf_tensor_bits``).
 """
 
@@ -112,7 +112,3 @@ def weight_bytes(spec: ModelSpec, precision: str | Precision, include_mtp: bool 
     """Total weight bytes of the model in ``precision`` (16-bit for layers kept unquantized)."""
     return sum(weight_bytes_by_group(spec, precision, include_mtp).values())
 
-
-def native_precision(spec: ModelSpec) -> str:
-    """The precision the official checkpoint ships in (bf16, fp8-block128 or mxfp4)."""
-    return spec.checkpoint_format

@@ -513,7 +513,7 @@ class Scenario:
 
     def _check_serving(self) -> None:
         from llmsizing import catalog
-        from llmsizing.serving import estimate as serving
+        from llmsizing.serving import plan as serving
 
         gpus = [catalog.load_gpu(g, self.gpu_memory or None) for g in self.gpus]
         for g in gpus:

@@ -2,8 +2,9 @@
 
 A step takes the longer of its memory time (bytes read ÷ achievable bandwidth) and its compute time
 (FLOP ÷ achievable peak), plus tensor-parallel all-reduces, pipeline hand-offs and a fixed per-step
-overhead (``shared/reference/anchors.md`` §1.5 LLM-Viewer's roofline, with the efficiency factors it
-lacks). Every factor is a named assumption in ``assumptions/serving.py``. These are estimates.
+overhead (LLM-Viewer's roofline: Yuan et al. 2024, arXiv:2402.16363, github.com/hahnyuan/LLM-Viewer,
+with the efficiency factors it lacks). Every factor is a named assumption in ``assumptions/serving.py``.
+These are estimates.
 
 Decode: every user gets one token per step, so tokens/s per user = 1 / step time. Bytes per step =
 the weights on the GPU (for MoE only the experts the batch touches: E·(1 − (1 − k/E)^B) of E) plus
@@ -15,10 +16,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-if TYPE_CHECKING:  # pragma: no cover
-    from llmsizing.serving.estimate import LayoutMemory, Plan
+from llmsizing.architecture import attention_flop_per_token_per_layer, stage_layer_counts
+from llmsizing.comm import ring_allreduce_s
+from llmsizing.serving.engines import LayoutMemory
+from llmsizing.serving.plan import Plan
+from llmsizing.serving.sharding import kv_elems_per_token_per_layer_per_gpu, stage_weight_split, weight_table
+from llmsizing.specs import GpuSpec, ModelSpec, Precision
+
+# The assumptions the roofline reads (recorded as used only when a speed is estimated).
+ROOFLINE_ASSUMPTIONS = (
+    "decode_bandwidth_efficiency", "moe_bandwidth_efficiency", "flop_efficiency", "moe_flop_efficiency",
+    "decode_step_overhead_s", "decode_layer_latency_s",
+    "allreduce_latency_nvlink_s",
+    "allreduce_latency_pcie_s", "internode_hop_latency_s", "internode_bytes_per_s",
+)
 
 
 @dataclass(frozen=True)
@@ -50,45 +63,23 @@ def decode_context_tokens(prompt_tokens: int, context_tokens: int) -> int:
 def expert_hit_fraction(num_experts: int, top_k: int, tokens: float) -> float:
     """Expected fraction of routed experts a batch of ``tokens`` touches in one layer: 1 − (1 − k/E)^B.
 
-    Uniform independent routing (catalog.md §5: weight bytes per decode step scale with the union of
-    experts hit by the batch).
+    Uniform independent routing: each of B tokens picks k of E experts, so an expert is missed by all of
+    them with probability (1 − k/E)^B; the weight bytes a decode step reads scale with the union hit.
     """
     if num_experts <= 0:
         return 1.0
     return 1.0 - (1.0 - top_k / num_experts) ** tokens
 
 
-def attention_flop_per_token_per_layer(spec, context_tokens: float, mla_mode: str, decode: bool) -> float:
-    """Attention FLOP for one query token against ``context_tokens`` keys in one layer (all heads).
-
-    GQA/MHA: 2·n_h·(d_qk + d_v)·ctx. MLA decode with the latent cache (absorbed): scores over
-    kv_lora_rank + rope and values over kv_lora_rank: 2·n_h·(2·kv_lora + rope)·ctx; MLA prefill or
-    decompressed cache: 2·n_h·(nope + rope + v)·ctx (catalog.md §5).
-    """
-    if spec.is_mla:
-        if decode and mla_mode == "latent":
-            per = 2.0 * spec.num_heads * (2 * spec.kv_lora_rank + spec.qk_rope_head_dim)
-        else:
-            per = 2.0 * spec.num_heads * (spec.qk_nope_head_dim + spec.qk_rope_head_dim + spec.v_head_dim)
-    else:
-        per = 4.0 * spec.num_heads * spec.head_dim
-    return per * context_tokens
-
-
-def stage_attention_flop_per_token(spec, start: int, stop: int, context_tokens: float, mla_mode: str,
+def stage_attention_flop_per_token(spec: ModelSpec, start: int, stop: int, context_tokens: float, mla_mode: str,
                                    decode: bool, window_aware: bool) -> float:
-    """Attention FLOP per token over the layers [start, stop), sliding layers capped at the window."""
+    """Attention FLOP per token over the layers [start, stop), sliding layers capped at the window.
+
+    = per-layer FLOP at one key × (full layers · ctx + sliding layers · min(ctx, window)).
+    """
     per = attention_flop_per_token_per_layer(spec, 1.0, mla_mode, decode)
-    sliding = sum(1 for i in spec.sliding_layers if start <= i < stop) if (window_aware and spec.sliding_window) else 0
-    full = stop - start - sliding
+    full, sliding = stage_layer_counts(spec, start, stop, window_aware)
     return per * (full * context_tokens + sliding * min(context_tokens, spec.sliding_window))
-
-
-def allreduce_s(message_bytes: float, ranks: int, link_bytes_per_s: float, latency_s: float) -> float:
-    """Ring all-reduce time: latency + 2·(n − 1)/n · bytes / link bandwidth (0 for one rank)."""
-    if ranks <= 1:
-        return 0.0
-    return latency_s + 2.0 * (ranks - 1) / ranks * message_bytes / link_bytes_per_s
 
 
 def roofline_s(bytes_moved: float, flop: float, bandwidth: float, peak_flop: float) -> tuple[float, str]:
@@ -98,12 +89,7 @@ def roofline_s(bytes_moved: float, flop: float, bandwidth: float, peak_flop: flo
     return (t_mem, "memory") if t_mem >= t_flop else (t_flop, "compute")
 
 
-def peak_flop_per_s(gpu, compute: str) -> float:
-    """Dense tensor-core peak for the compute path, falling back to fp16 (weight-only formats)."""
-    return gpu.peak_flop_per_s(compute) or gpu.peak_flop_per_s("fp16") or gpu.peak_flop_per_s("bf16")
-
-
-def _links(plan: "Plan", tp: int, gpus_per_node: int, a: Mapping[str, Any]) -> tuple[float, float]:
+def _links(plan: Plan, tp: int, gpus_per_node: int, a: Mapping[str, Any]) -> tuple[float, float]:
     """(bytes/s, latency) of the tensor-parallel links: NVLink/PCIe in a node, the network across nodes."""
     if tp > gpus_per_node:
         return a["internode_bytes_per_s"], 2 * (tp - 1) * a["internode_hop_latency_s"]
@@ -111,16 +97,14 @@ def _links(plan: "Plan", tp: int, gpus_per_node: int, a: Mapping[str, Any]) -> t
     return plan.gpu.intra_node_bytes_per_s, lat
 
 
-def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> SpeedEstimate:
+def estimate_speed(plan: Plan, mem: LayoutMemory, a: Mapping[str, Any]) -> SpeedEstimate:
     """Decode tokens/s per user at ``plan.users`` concurrent users and TTFT of one prompt, for a layout."""
-    from llmsizing.serving.estimate import kv_elems_per_token_per_layer_per_gpu, stage_layer_counts, weight_table
-
     spec, gpu, lay = plan.spec, plan.gpu, mem.layout
     tp = lay.tensor_parallel
     table = weight_table(spec, plan.precision)
     bw = gpu.mem_bw_bytes_per_s * a["decode_bandwidth_efficiency"]
     bw_moe = gpu.mem_bw_bytes_per_s * a["moe_bandwidth_efficiency"]
-    peak = peak_flop_per_s(gpu, plan.compute) * (a["moe_flop_efficiency"] if spec.is_moe else a["flop_efficiency"])
+    peak = gpu.tensor_flop_per_s(plan.compute) * (a["moe_flop_efficiency"] if spec.is_moe else a["flop_efficiency"])
     link_bw, link_lat = _links(plan, tp, lay.gpus_per_node, a)
     act_bytes = ACTIVATION_BYTES
     users = plan.users
@@ -130,16 +114,14 @@ def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> S
     hit_decode = expert_hit_fraction(spec.num_experts, spec.experts_per_token, users)
     hit_prefill = expert_hit_fraction(spec.num_experts, spec.experts_per_token, plan.prompt_tokens)
     chunks = math.ceil(plan.prompt_tokens / max(1, plan.chunk_tokens))
-    embed_on_gpu = not (plan.engine == "llama.cpp" and plan.a.get("llamacpp_embeddings_on_cpu", False))
 
     step = prefill = 0.0
     bounds = []
     n = len(mem.stages)
     for i, s in enumerate(mem.stages):
         first, last = i == 0, i == n - 1
-        experts = table.stage_sum("experts", s.start, s.stop) / tp
-        embed = table.embed / tp if (first and embed_on_gpu) else 0.0
-        dense = s.weights - experts - embed
+        dense, experts, _ = stage_weight_split(table, tp, s.start, s.stop, s.weights,
+                                               first and plan.embeddings_on_gpu)
         matmul = table.stage_sum("matmul_active", s.start, s.stop) / tp
         layers = s.stop - s.start
         # decode step
@@ -151,7 +133,7 @@ def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> S
         t, bound = roofline_s(dense + experts * hit_decode * bw / bw_moe + kv_read, flop, bw, peak)
         bounds.append(bound)
         step += (t + layers * a["decode_layer_latency_s"]
-                 + 2 * layers * allreduce_s(users * spec.hidden_size * act_bytes, tp, link_bw, link_lat))
+                 + 2 * layers * ring_allreduce_s(users * spec.hidden_size * act_bytes, tp, link_bw, link_lat))
         # prefill of one prompt
         p = plan.prompt_tokens
         flop_p = (p * 2.0 * matmul + (2.0 * table.lm_head_matmul / tp if last else 0.0)
@@ -159,7 +141,7 @@ def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> S
                                                        window_aware) / tp)
         t_p, _ = roofline_s(chunks * (dense + experts * hit_prefill * bw / bw_moe), flop_p, bw, peak)
         prefill += t_p + chunks * layers * a["decode_layer_latency_s"] + 2 * layers * (chunks * link_lat * (tp > 1)
-                                       + allreduce_s(p * spec.hidden_size * act_bytes, tp, link_bw, 0.0))
+                                       + ring_allreduce_s(p * spec.hidden_size * act_bytes, tp, link_bw, 0.0))
     if n > 1:
         cross = a["internode_hop_latency_s"] if lay.gpus > lay.gpus_per_node else a["allreduce_latency_nvlink_s"]
         step += (n - 1) * cross
@@ -172,8 +154,8 @@ def estimate_speed(plan: "Plan", mem: "LayoutMemory", a: Mapping[str, Any]) -> S
                          decode_tokens_per_s_total=per_user * users, ttft_s=prefill, bound=bound)
 
 
-def dp_ep_decode_tokens_per_s_per_node(spec, gpu, precision, users_per_gpu: int, context_tokens: int,
-                                       expert_parallel: int, a: Mapping[str, Any], kv_bytes: float = 2.0,
+def dp_ep_decode_tokens_per_s_per_node(spec: ModelSpec, gpu: GpuSpec, precision: Precision, users_per_gpu: int,
+                                       context_tokens: int, expert_parallel: int, a: Mapping[str, Any], kv_bytes: float = 2.0,
                                        gpus_per_node: int = 8) -> dict[str, float]:
     """Decode throughput of a large-batch expert-parallel deployment with data-parallel attention.
 
@@ -184,15 +166,11 @@ def dp_ep_decode_tokens_per_s_per_node(spec, gpu, precision, users_per_gpu: int,
     expert dispatch/combine (fp8 out, bf16 back) over the network overlaps the computation
     (two-micro-batch overlap), so step = max(roofline, all-to-all) + per-layer and per-step latency.
     """
-    from llmsizing.serving.estimate import weight_table
-
     table = weight_table(spec, precision)
     L = spec.num_layers
-    experts = table.stage_sum("experts", 0, L)
-    non_expert = table.total - experts - table.embed
+    non_expert, experts, _ = stage_weight_split(table, 1, 0, L, table.total, True)
     touched = expert_hit_fraction(spec.num_experts, spec.experts_per_token, users_per_gpu * expert_parallel)
-    kv = users_per_gpu * context_tokens * L * (spec.kv_lora_rank + spec.qk_rope_head_dim if spec.is_mla
-                                               else 2 * spec.num_kv_heads * spec.head_dim) * kv_bytes
+    kv = users_per_gpu * context_tokens * L * kv_elems_per_token_per_layer_per_gpu(spec, 1, "latent") * kv_bytes
     bytes_moved = non_expert + experts / expert_parallel * touched * a["decode_bandwidth_efficiency"] \
         / a["moe_bandwidth_efficiency"] + kv
     flop = users_per_gpu * (2.0 * (table.stage_sum("matmul_active", 0, L) + table.lm_head_matmul)
@@ -200,7 +178,7 @@ def dp_ep_decode_tokens_per_s_per_node(spec, gpu, precision, users_per_gpu: int,
     compute = precision.compute if gpu.peak_flop_per_s(precision.compute) else "bf16"
     eff = a["moe_flop_efficiency"] if spec.is_moe else a["flop_efficiency"]
     t, bound = roofline_s(bytes_moved, flop, gpu.mem_bw_bytes_per_s * a["decode_bandwidth_efficiency"],
-                          peak_flop_per_s(gpu, compute) * eff)
+                          gpu.tensor_flop_per_s(compute) * eff)
     a2a = len(spec.moe_layers) * users_per_gpu * spec.experts_per_token * spec.hidden_size * 3.0 \
         / a["internode_bytes_per_s"]
     step = max(t, a2a) + L * a["decode_layer_latency_s"] + a["decode_step_overhead_s"]
