@@ -61,7 +61,7 @@ def _inputs(params: Path, notebook_dir: Path | None) -> tuple[Path, Path | None]
 
 def _pick_gpu(params: Path, out: Path, notebook_dir: Path | None) -> tuple[str, list[str]]:
     """A GPU catalog file used by some scenarios but not all (the cheapest to rebuild), and its users."""
-    from llmsizing.refresh.build import plan_refresh, read_manifest
+    from llmsizing.refresh import plan_refresh, read_manifest
 
     plans = [p for p in plan_refresh([params], out, notebook_dir=notebook_dir) if not p.error]
     seconds = {n: e.get("seconds") or 0.0 for n, e in read_manifest(out)["scenarios"].items()}
