@@ -26,6 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from llmsizing.catalog import CATALOG_DIR
+from llmsizing.refresh import plan_refresh, read_manifest
+from llmsizing.report.runner import notebooks_dir
+from llmsizing.report.scenario import load_scenario
+
 REPO = Path(__file__).resolve().parents[1]
 BAR_NO_CHANGE_S = 2.0
 
@@ -44,9 +49,6 @@ def _cli(args: list[str], env: dict[str, str]) -> tuple[float, dict, subprocess.
 
 def _inputs(params: Path, notebook_dir: Path | None) -> tuple[Path, Path | None]:
     """Real params and notebooks if complete, else the test data (small, fast)."""
-    from llmsizing.report.runner import notebooks_dir
-    from llmsizing.report.scenario import load_scenario
-
     nb_dir = notebook_dir or notebooks_dir()
     try:
         needed = {load_scenario(p).notebook for p in sorted(params.glob("*.yaml"))}
@@ -61,8 +63,6 @@ def _inputs(params: Path, notebook_dir: Path | None) -> tuple[Path, Path | None]
 
 def _pick_gpu(params: Path, out: Path, notebook_dir: Path | None) -> tuple[str, list[str]]:
     """A GPU catalog file used by some scenarios but not all (the cheapest to rebuild), and its users."""
-    from llmsizing.refresh.build import plan_refresh, read_manifest
-
     plans = [p for p in plan_refresh([params], out, notebook_dir=notebook_dir) if not p.error]
     seconds = {n: e.get("seconds") or 0.0 for n, e in read_manifest(out)["scenarios"].items()}
     users: dict[str, list[str]] = {}
@@ -105,8 +105,6 @@ def main(argv: list[str] | None = None) -> None:
 
         label, expected = _pick_gpu(params, out, notebook_dir)
         kind, fname = label.split("/", 1)
-        from llmsizing.catalog import CATALOG_DIR
-
         extra = work / "catalog-extra"
         (extra / kind).mkdir(parents=True)
         text = (CATALOG_DIR / kind / fname).read_text(encoding="utf-8").rstrip("\n")

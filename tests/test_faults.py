@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from llmsizing import catalog
-from llmsizing.report import render
+from llmsizing.report import render, results
 from llmsizing.cli import main
 
 pytestmark = [pytest.mark.notebook, pytest.mark.render, pytest.mark.slow]
@@ -204,8 +204,6 @@ def test_full_disk_while_writing_pdf(tmp_path, good, capsys, monkeypatch, no_ker
 
 def test_full_disk_while_writing_results(tmp_path, good, capsys, monkeypatch, no_kernel):
     """The disk fills up when the runner adds provenance to results.json."""
-    from llmsizing.report import results
-
     out, files = good
 
     def write_results(path, doc):

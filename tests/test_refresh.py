@@ -22,7 +22,7 @@ import pytest
 
 from llmsizing import catalog
 from llmsizing.cli import main
-from llmsizing.refresh.build import EXIT_BUSY, HISTORY_DIR, INDEX_FILE, LOCK_FILE, MANIFEST_FILE, RefreshBusy, diff_results, format_value, headline, plan_refresh, read_manifest, refresh, refresh_lock, render_index
+from llmsizing.refresh import EXIT_BUSY, HISTORY_DIR, INDEX_FILE, LOCK_FILE, MANIFEST_FILE, RefreshBusy, diff_results, format_value, headline, plan_refresh, read_manifest, refresh, refresh_lock, render_index
 
 DATA = Path(__file__).parent / "data"
 NOTEBOOKS = DATA / "notebooks"
@@ -319,7 +319,7 @@ def test_refresh_builds_skips_and_follows_one_catalog_change(params: Path, out: 
     assert read_manifest(out)["scenarios"]["alpha"]["built_at"] == entry["built_at"]
 
     # Planning does not import the estimator or rendering stack.
-    probe = ("import sys; from llmsizing.refresh.build import refresh; "
+    probe = ("import sys; from llmsizing.refresh import refresh; "
              f"r = refresh([{str(params)!r}], {str(out)!r}, to='html'); assert not r.built, r.to_dict(); "
              f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
@@ -425,7 +425,7 @@ def test_two_refreshes_at_once_leave_every_report_whole(params: Path, out: Path)
 
 @pytest.mark.unit
 def test_publish_keeps_history_and_prunes(tmp_path: Path) -> None:
-    from llmsizing.refresh.build import _publish, history_entries
+    from llmsizing.refresh import history_entries, publish_report
 
     out = tmp_path / "reports"
     report = out / "s"
@@ -438,7 +438,7 @@ def test_publish_keeps_history_and_prunes(tmp_path: Path) -> None:
             (staged / "report.pdf").write_text("pdf v0")  # a format later dropped
         # the manifest entry of the report being replaced (version i - 1)
         old = {"built_at": f"2031-02-03T04:05:0{i - 1}Z", "inputs": {"scenario": str(i - 1)}} if i else None
-        archived = _publish(staged, report, old, keep=2)
+        archived = publish_report(staged, report, old, keep=2)
         assert (archived is None) == (i == 0)
     assert (report / "report.html").read_text() == "<html>v3</html>"
     assert not (report / "report.pdf").exists(), "files the new build lacks are removed"

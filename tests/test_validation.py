@@ -24,6 +24,8 @@ from llmsizing import catalog
 from llmsizing.cli import main
 from llmsizing.validation import cases as C
 from llmsizing.validation import others as O
+from llmsizing.validation import others_calculators as OC
+from llmsizing.validation import others_estimators as OE
 from llmsizing.validation import report
 from llmsizing.validation import run as R
 from llmsizing.units import GB, GiB, MiB
@@ -106,52 +108,52 @@ def test_a_bad_case_is_one_clear_error(tmp_path):
 
 def test_accelerate_formulas():
     # estimate_training_usage: float32 -> step = 4x fp32 size; float16 -> optimizer = 2x fp32 size.
-    assert O.accelerate_training_bytes(4e9, "float32") == 16e9
-    assert O.accelerate_training_bytes(4e9, "float16") == 8e9
-    assert O.accelerate_training_bytes(4e9, "int8") is None
-    assert O.accelerate_total_bytes(4e9, "int4") == 0.5e9
+    assert OE.accelerate_training_bytes(4e9, "float32") == 16e9
+    assert OE.accelerate_training_bytes(4e9, "float16") == 8e9
+    assert OE.accelerate_training_bytes(4e9, "int8") is None
+    assert OE.accelerate_total_bytes(4e9, "int4") == 0.5e9
     spec = catalog.load_model("llama-3.1-8b")  # AutoModel: no lm_head; rotary inv_freq + original_inv_freq (2 x 64)
-    assert O.accelerate_model_elements(spec) == 8_030_261_248 - 128_256 * 4096 + 128
+    assert OE.accelerate_model_elements(spec) == 8_030_261_248 - 128_256 * 4096 + 128
 
 
 def test_deepspeed_formulas():
     p, n = 7.5e9, 64
-    assert O.deepspeed_zero2_gpu_bytes(p, n, cpu_offload=False) == 2 * p + int(18 * p / n)
-    assert O.deepspeed_zero2_gpu_bytes(p, n, cpu_offload=True) == 2 * p
+    assert OE.deepspeed_zero2_gpu_bytes(p, n, cpu_offload=False) == 2 * p + int(18 * p / n)
+    assert OE.deepspeed_zero2_gpu_bytes(p, n, cpu_offload=True) == 2 * p
     ll = 1e8
-    assert O.deepspeed_zero3_gpu_bytes(p, ll, n, False, False) == 4 * ll + int(18 * p / n)
-    assert O.deepspeed_zero3_gpu_bytes(p, ll, n, True, False) == 4 * ll + int(2 * p / n)
-    assert O.deepspeed_zero3_gpu_bytes(p, ll, n, True, True) == 4 * ll
+    assert OE.deepspeed_zero3_gpu_bytes(p, ll, n, False, False) == 4 * ll + int(18 * p / n)
+    assert OE.deepspeed_zero3_gpu_bytes(p, ll, n, True, False) == 4 * ll + int(2 * p / n)
+    assert OE.deepspeed_zero3_gpu_bytes(p, ll, n, True, True) == 4 * ll
     # largest module of Llama-3.1-70B is the embedding (128256 x 8192); Mixtral's is a layer's fused experts
-    assert O.deepspeed_largest_layer_params(catalog.load_model("llama-3.1-70b")) == 128_256 * 8192
+    assert OE.deepspeed_largest_layer_params(catalog.load_model("llama-3.1-70b")) == 128_256 * 8192
     mix = catalog.load_model("mixtral-8x7b")
-    assert O.deepspeed_largest_layer_params(mix) == 8 * 3 * 4096 * 14336
+    assert OE.deepspeed_largest_layer_params(mix) == 8 * 3 * 4096 * 14336
 
 
 def test_llm_analysis_param_formula():
-    m = O.LlmAnalysisModel.from_spec(catalog.load_model("llama-3.1-8b"))
+    m = OC.LlmAnalysisModel.from_spec(catalog.load_model("llama-3.1-8b"))
     h, f, L, V = 4096, 14336, 32, 128256
     per_layer = 2 * h * h + 2 * h * (h * 8 / 32) + 3 * h * f + 2 * h
     assert m.total_params() == L * per_layer + V * h + h  # one embedding (shared_embedding=True default)
-    assert O.LlmAnalysisModel.from_spec(catalog.load_model("deepseek-v3")) is None  # no MLA
+    assert OC.LlmAnalysisModel.from_spec(catalog.load_model("deepseek-v3")) is None  # no MLA
 
 
 def test_vidur_and_gpu_poor_formulas():
     spec = catalog.load_model("llama-3.1-8b")
-    c = O.GpuPoorConfig.from_spec(spec)
+    c = OC.GpuPoorConfig.from_spec(spec)
     assert c.params() == 2 * 128256 * 4096 + 32 * 4 * 4096 ** 2 + 32 * 3 * 14336 * 4096
     per_layer = 4096 * 128 * (32 + 2 * 8) + 4096 * 128 * 32 + 3 * 4096 * 14336
-    assert O.vidur_param_bytes_per_device(spec) == 2 * per_layer * 32
+    assert OC.vidur_param_bytes_per_device(spec) == 2 * per_layer * 32
     kv = 2 * 2 * 128 * 8 * 32
-    assert O.vidur_kv_capacity_tokens(spec, 48) == pytest.approx((48 * GiB * 0.9 - 2 * per_layer * 32) / kv)
+    assert OC.vidur_kv_capacity_tokens(spec, 48) == pytest.approx((48 * GiB * 0.9 - 2 * per_layer * 32) / kv)
     # Q8_0: 34 bytes per 32 weights
-    assert O.gpu_poor_ggml_bytes(c, "q8_0") == pytest.approx(34 * c.params() / 32)
-    assert O.GpuPoorConfig.from_spec(catalog.load_model("mixtral-8x7b")) is None
+    assert OC.gpu_poor_ggml_bytes(c, "q8_0") == pytest.approx(34 * c.params() / 32)
+    assert OC.GpuPoorConfig.from_spec(catalog.load_model("mixtral-8x7b")) is None
 
 
 def test_llamafactory_rule():
-    assert O.llamafactory_bytes(7e9, "full-amp") == pytest.approx(126 * GB)
-    assert O.llamafactory_bytes(70e9, "qlora-4bit") == pytest.approx(35 * GB)
+    assert OE.llamafactory_bytes(7e9, "full-amp") == pytest.approx(126 * GB)
+    assert OE.llamafactory_bytes(70e9, "qlora-4bit") == pytest.approx(35 * GB)
 
 
 def test_methods_do_not_apply_outside_their_scope():
@@ -187,8 +189,8 @@ def test_accelerate_reimplementation_matches_accelerate():
             model = transformers.AutoModel.from_config(hf, dtype=__import__("torch").float32)
         total, _ = calculate_maximum_sizes(model)
         spec = model_spec_from_config(cfg, slug=family)
-        assert O.accelerate_model_elements(spec) * 4 == total, family
-        assert max(estimate_training_usage(total, "float16").values()) == O.accelerate_training_bytes(total, "float16")
+        assert OE.accelerate_model_elements(spec) * 4 == total, family
+        assert max(estimate_training_usage(total, "float16").values()) == OE.accelerate_training_bytes(total, "float16")
 
 
 # ----------------------------------------------------------------------------- run and command

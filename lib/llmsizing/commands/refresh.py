@@ -12,9 +12,13 @@ import argparse
 import math
 import sys
 
+from llmsizing.commands.output import print_json
+
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    from llmsizing.refresh.build import EXIT_BUSY, RefreshBusy, refresh
+    # Imported here, not at the top: llmsizing.refresh brings the report runner, jinja2 and
+    # multiprocessing (about 50 ms), which every other command and `llmsizing --help` would pay for.
+    from llmsizing.refresh import EXIT_BUSY, RefreshBusy, refresh
 
     try:
         report = refresh(
@@ -32,8 +36,6 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         sys.stderr.write(f"llmsizing refresh: {' '.join(str(exc).split())}\n")
         return EXIT_BUSY
     if args.json:
-        from llmsizing.commands.output import print_json
-
         print_json(report.to_dict())
     else:
         if report.dry_run:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from llmsizing.commands.output import print_json
+from llmsizing.errors import ScenarioError, SizingError
+from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS
+
 
 def _category(text: str) -> str:
-    from llmsizing.errors import ScenarioError
-    from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS
-
     key = text.strip().lower().replace("_", "-")
     for slug in CATEGORIES:
         if key in (slug, CATEGORY_LABELS[slug].lower(), CATEGORY_LABELS[slug].lower().replace(" ", "-")):
@@ -24,10 +25,8 @@ def _category(text: str) -> str:
     raise ScenarioError(f"unknown category '{text}'; choose one of: {', '.join(CATEGORIES)}")
 
 
-def ground_truth_rows(category: str | None):
-    """CPU ground-truth rows, measured now (None when torch/transformers/peft or the harness are missing)."""
-    from llmsizing.errors import SizingError
-
+def ground_truth_rows(category: str | None, groundtruth):
+    """CPU ground-truth rows, measured now (``groundtruth``: the ``llmsizing.validation.groundtruth`` module)."""
     if category not in (None, "cpu-ground-truth"):
         return []
     root = Path(__file__).resolve().parents[3]
@@ -41,31 +40,30 @@ def ground_truth_rows(category: str | None):
         raise SizingError(f"--ground-truth needs torch, transformers and peft (pip install -e '.[test]'): {exc}")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    # torch, transformers, peft and the test harness are optional (the test extra and a source checkout)
     from tests.groundtruth.harness import measure_training_step
 
-    from llmsizing.validation.groundtruth import groundtruth_rows
-
     versions = f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}"
-    return groundtruth_rows(measure_training_step, versions=versions)
+    return groundtruth.groundtruth_rows(measure_training_step, versions=versions)
 
 
 def _cmd_validate(args) -> int:
-    from llmsizing.commands.output import print_json
-    from llmsizing.validation.report import format_summary, format_table, verdicts
-    from llmsizing.validation.run import run_validation
+    # Imported here, not at the top: the validation runner brings every estimator and the planner
+    # (about 20 ms), which every other command and `llmsizing --help` would pay for.
+    from llmsizing.validation import groundtruth, report, run
 
     category = _category(args.category) if args.category else None
-    extra = ground_truth_rows(category) if args.ground_truth else []
-    result = run_validation(category=category, extra_rows=extra)
+    extra = ground_truth_rows(category, groundtruth) if args.ground_truth else []
+    result = run.run_validation(category=category, extra_rows=extra)
     if args.json:
         d = result.to_dict()
-        d["verdicts"] = verdicts(result)
+        d["verdicts"] = report.verdicts(result)
         print_json(d)
         return 0
     if not args.summary_only:
-        print(format_table(result))
+        print(report.format_table(result))
         print()
-    print(format_summary(result))
+    print(report.format_summary(result))
     return 0
 
 

@@ -1,8 +1,10 @@
 """Validation as a feature: published measurements, other methods' formulas, and our errors against both.
 
 - ``cases``: the validation set (``cases.yaml``, ``measured/*.yaml``, ``configs/*.json``) and its loader;
-- ``others``: accelerate, DeepSpeed ZeRO, the 1.2x rule, llm-analysis, Vidur, gpu_poor and LLaMA-Factory
-  as published, each with where it applies;
+- ``others_estimators`` (accelerate, DeepSpeed ZeRO, the 1.2x rule, LLaMA-Factory) and
+  ``others_calculators`` (llm-analysis, Vidur, gpu_poor): the other tools' formulas as they publish them;
+- ``others``: where each other method applies, and its estimate for a case;
+- ``groundtruth``: tiny random-weight models measured on CPU as rows (``llmsizing validate --ground-truth``);
 - ``run``: our estimator and the others on every case, rows and per-category summaries;
 - ``report``: a summary DataFrame and a predicted-against-measured figure for the customer report.
 

@@ -8,20 +8,22 @@ value converts to base units (bytes, counts, tokens/s, FLOP/s, fractions, second
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from llmsizing import catalog
 from llmsizing.catalog import read_yaml_file
 from llmsizing.errors import CatalogError
+from llmsizing.specs import model_spec_from_config
 from llmsizing.units import GB, GiB, MiB, TB
 
 VALIDATION_DIR = Path(__file__).parent
 CASES_FILE = VALIDATION_DIR / "cases.yaml"
 MEASURED_DIR = VALIDATION_DIR / "measured"
-CONFIGS_DIR = VALIDATION_DIR / "configs"
 
 CATEGORIES = ("finetune-memory", "serving-kv-capacity", "serving-memory", "serving-speed", "weights", "throughput",
               "time", "params", "bounds", "cpu-ground-truth")
@@ -181,9 +183,6 @@ def load_case_file(path: Path) -> list[Case]:
 
 def model_spec(case: Case):
     """The ModelSpec a case runs on: catalog slug, ``configs/<file>.json``, or an inline config."""
-    from llmsizing import catalog
-    from llmsizing.specs import model_spec_from_config
-
     if case.model_config:
         return model_spec_from_config(dict(case.model_config), slug=case.id, name=case.id, where=f"case {case.id}")
     name = str(case.model)
@@ -195,10 +194,6 @@ def model_spec(case: Case):
 @lru_cache(maxsize=64)
 def _config_spec(name: str):
     """A spec from ``configs/<file>.json``, its slug the file's stem (``configs/llama-2-7b.json`` -> llama-2-7b)."""
-    import json
-
-    from llmsizing.specs import model_spec_from_config
-
     path = VALIDATION_DIR / name
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))

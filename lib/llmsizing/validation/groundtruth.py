@@ -18,12 +18,18 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping, Sequence
 
-from llmsizing import architecture as A
-from llmsizing.catalog import model_entries
+from llmsizing.assumptions import Assumptions
+from llmsizing.catalog import model_entries, read_yaml_file
 from llmsizing.specs import model_spec_from_config
-from llmsizing.validation import others
+from llmsizing.training.memory import activation_bytes, model_states, trainable_params
+from llmsizing.validation.others_calculators import (
+    GpuPoorConfig,
+    LlmAnalysisModel,
+    gpu_poor_activation_bytes,
+    llm_analysis_activation_bytes,
+)
 from llmsizing.validation.cases import Case
-from llmsizing.validation.run import Estimate, OURS, Row, _score, finetune_setup
+from llmsizing.validation.run import OURS, Row, _score, finetune_setup
 
 # family -> (catalog slug whose config is shrunk, overrides)
 _SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -104,8 +110,6 @@ def tiny_config(family: str) -> dict[str, Any]:
 
 
 def _catalog_config(slug: str) -> dict[str, Any]:
-    from llmsizing.catalog import read_yaml_file
-
     return copy.deepcopy(dict(read_yaml_file(model_entries()[slug].path)["config"]))
 
 
@@ -122,9 +126,6 @@ def _case(family: str, setup_name: str, quantity: str, value: float, cfg: Mappin
 
 def ours_groundtruth(case: Case, spec) -> float:
     """Our value of a ground-truth quantity (full model states, loss-phase activations)."""
-    from llmsizing.assumptions import Assumptions
-    from llmsizing.training.memory import activation_bytes, model_states, trainable_params
-
     setup = finetune_setup(case.setup)
     if case.quantity == "trainable_params":
         return float(trainable_params(spec, setup))
@@ -140,7 +141,7 @@ def others_groundtruth(method: str, case: Case, spec) -> float | None:
     s, q = case.setup, case.quantity
     full = s["method"] == "full"
     if method == "llm-analysis":
-        m = others.LlmAnalysisModel.from_spec(spec)
+        m = LlmAnalysisModel.from_spec(spec)
         if m is None or not full:
             return None
         p = m.total_params()
@@ -151,17 +152,17 @@ def others_groundtruth(method: str, case: Case, spec) -> float | None:
         if q == "optimizer_bytes":
             return (2.0 + 4.0) * p              # master + other_op_bytes (bf16 moments)
         b, n = int(s["micro_batch"]), int(s["seq_len"])
-        total = others.llm_analysis_activation_bytes(m, b, n, bool(s["gradient_checkpointing"]))
+        total = llm_analysis_activation_bytes(m, b, n, bool(s["gradient_checkpointing"]))
         ln_last = 0.0 if s["gradient_checkpointing"] else n * b * m.hidden_dim * 4.0
         return total - m.vocab_size * b * n * 2.0 - ln_last   # decoder layers only
     if method == "gpu_poor":
-        c = others.GpuPoorConfig.from_spec(spec)
+        c = GpuPoorConfig.from_spec(spec)
         if c is None:
             return None
         if q == "trainable_params":
             return c.params() if full else None
         if q == "layer_activation_bytes":
-            return others.gpu_poor_activation_bytes(c, int(s["seq_len"]), int(s["micro_batch"]),
+            return gpu_poor_activation_bytes(c, int(s["seq_len"]), int(s["micro_batch"]),
                                                     bool(s["gradient_checkpointing"]))
         return None
     return None

@@ -184,6 +184,9 @@ def _bounds_head_to_head(rows, category: str, method: str) -> tuple[int, int, in
 
 # ----------------------------------------------------------------------------- DataFrames and figure
 
+# pandas and matplotlib (optional heavy dependencies, about half a second to import) are imported inside
+# the functions below: `llmsizing validate` uses only the text functions above and must not pay for them.
+
 
 def summary_frame(result: ValidationResult):
     """pandas DataFrame: category, method, n, median_abs_error_pct, max_abs_error_pct, within_10, within_20,

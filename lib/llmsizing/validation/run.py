@@ -17,14 +17,23 @@ sources name its calibration id), so the summaries can say how much of a categor
 
 from __future__ import annotations
 
+import fnmatch
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from llmsizing import architecture as A
-from llmsizing.errors import SizingError
+from llmsizing.assumptions import registry
+from llmsizing.catalog import load_gpu
+from llmsizing.errors import ScenarioError, SizingError
+from llmsizing.planner import search as planner
+from llmsizing.serving.estimate import serve
+from llmsizing.training.compute import model_flop_per_token, peak_flop_per_s, tokens_per_s_per_gpu
+from llmsizing.training.memory import FinetuneSetup, finetune_memory
+from llmsizing.weights import weight_bytes
 from llmsizing.validation import others
 from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS, UNITS, Case, load_cases, model_spec
 
@@ -36,9 +45,6 @@ OURS = "ours"
 
 def finetune_setup(setup: Mapping[str, Any]):
     """A ``training.FinetuneSetup`` from a case's setup fields (``include_mtp`` is the case's, not the setup's)."""
-    from llmsizing.errors import ScenarioError
-    from llmsizing.training.memory import FinetuneSetup
-
     fields = {k: v for k, v in setup.items() if k != "include_mtp"}
     unknown = sorted(set(fields) - set(FinetuneSetup.__dataclass_fields__))
     if unknown:
@@ -47,8 +53,6 @@ def finetune_setup(setup: Mapping[str, Any]):
 
 
 def _gpu(case: Case):
-    from llmsizing.catalog import load_gpu
-
     return load_gpu(case.gpu) if case.gpu else None
 
 
@@ -73,8 +77,6 @@ def tokens_per_s_to_quantity(case: Case, spec, gpu, tps_per_gpu: float) -> float
             raise ValueError(f"{case.id}: tflop_per_s_per_gpu needs extra.flop_definition megatron_eq3")
         return tps_per_gpu * _megatron_flop_per_token(spec, int(s["seq_len"]))
     if q == "mfu":
-        from llmsizing.training.compute import model_flop_per_token, peak_flop_per_s
-
         st = finetune_setup(s)
         return tps_per_gpu * model_flop_per_token(spec, st, bool(ex.get("include_mtp"))) / peak_flop_per_s(gpu, st)
     if q == "s_per_iter":
@@ -95,8 +97,6 @@ def tokens_per_s_equivalent(case: Case, value: float) -> float:
 
 
 def _serve(case: Case, spec, gpu, speed: bool = False):
-    from llmsizing.serving.estimate import serve
-
     s = case.setup
     engine = s.get("engine", "vllm")
     frac = s.get("gpu_memory_utilization") if engine == "vllm" else s.get("mem_fraction_static")
@@ -117,13 +117,9 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
         return float(A.params_total(spec) + (A.params_mtp(spec) if s.get("include_mtp") else 0))
     if est == "weights":
         if q == "weight_bytes_per_rank":
-            from llmsizing.serving.estimate import serve
-
             r = serve(spec, gpu, gpus=int(s.get("tp", case.gpus)), precision=s.get("precision"), users=1,
                       context_tokens=min(4096, spec.max_context_tokens or 4096), speed=False)
             return float(r.memory_per_gpu.weights)
-        from llmsizing.weights import weight_bytes
-
         return float(weight_bytes(spec, s["precision"], include_mtp=bool(s.get("include_mtp"))))
     if est == "serve":
         r = _serve(case, spec, gpu, speed=q == "decode_tokens_per_s")
@@ -144,8 +140,6 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
             return float(m.total)
         raise ValueError(f"{case.id}: serve cannot give quantity {q!r}")
     if est == "finetune":
-        from llmsizing.training.memory import finetune_memory
-
         m = finetune_memory(spec, finetune_setup(s), gpu)
         return float({"allocated": m.allocated, "reserved": m.reserved, "device": m.total}[q])
     if (est in ("throughput", "time") and s.get("zero") == 3 and case.extra.get("global_batch_size")
@@ -154,8 +148,6 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
         # over the node network, which only the planner's step time models (compute_hours leaves it out)
         return tokens_per_s_to_quantity(case, spec, gpu, _zero3_tokens_per_s_per_gpu(case, spec, gpu, s))
     if est in ("throughput", "time"):
-        from llmsizing.training.compute import tokens_per_s_per_gpu
-
         tps = tokens_per_s_per_gpu(spec, finetune_setup(s), gpu, include_mtp=bool(case.extra.get("include_mtp")))
         return tokens_per_s_to_quantity(case, spec, gpu, tps)
     raise ValueError(f"{case.id}: unknown estimator {est!r}")
@@ -163,8 +155,6 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
 
 def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
     """Tokens/s per GPU from the planner's step time (compute + ZeRO-3 communication) at the case's batch."""
-    from llmsizing.planner import search as planner
-
     seq = int(s["seq_len"])
     global_tokens = int(case.extra["global_batch_size"]) * seq
     p = planner.evaluate_layout(spec, s.get("method", "full"), gpu, f"{global_tokens * 10} tokens", gpus=case.gpus,
@@ -269,11 +259,6 @@ def _calibrated_ids() -> dict[str, tuple[str, ...]]:
     A source names ids literally, with a ``*`` wildcard (``C-llmfoundry-*``), or as a range
     ``A ... B`` (every calibration id from A to B in the order of the validation set).
     """
-    import fnmatch
-    import re
-
-    from llmsizing.assumptions import registry
-
     order: list[str] = []
     for c in load_cases():
         if c.calibration_id and c.calibration_id not in order:
