@@ -73,10 +73,11 @@ def tokens_per_s_to_quantity(case: Case, spec, gpu, tps_per_gpu: float) -> float
             raise ValueError(f"{case.id}: tflop_per_s_per_gpu needs extra.flop_definition megatron_eq3")
         return tps_per_gpu * _megatron_flop_per_token(spec, int(s["seq_len"]))
     if q == "mfu":
-        from llmsizing.training.compute import model_flop_per_token, peak_flop_per_s
+        from llmsizing.training.compute import compute_precision, model_flop_per_token
 
         st = finetune_setup(s)
-        return tps_per_gpu * model_flop_per_token(spec, st, bool(ex.get("include_mtp"))) / peak_flop_per_s(gpu, st)
+        peak = gpu.tensor_flop_per_s(compute_precision(gpu, st))
+        return tps_per_gpu * model_flop_per_token(spec, st, bool(ex.get("include_mtp"))) / peak
     if q == "s_per_iter":
         return ex["global_batch_size"] * s["seq_len"] / (case.gpus * tps_per_gpu)
     if q == "gpu_hours":
