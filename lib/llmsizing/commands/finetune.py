@@ -18,7 +18,7 @@ TOKENIZERS = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from llmsizing.cli import print_json
-    from llmsizing.planner.search import plan_finetune
+    from llmsizing.planner.plans import plan_finetune
 
     plan = plan_finetune(
         args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,

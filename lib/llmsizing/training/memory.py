@@ -31,7 +31,6 @@ activations, the last the head and the logits. Every stage is evaluated; the lar
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 

@@ -164,11 +164,11 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
 
 def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
     """Tokens/s per GPU from the planner's step time (compute + ZeRO-3 communication) at the case's batch."""
-    from llmsizing.planner import search as planner
+    from llmsizing.planner import plans as planner
 
     seq = int(s["seq_len"])
     global_tokens = int(case.extra["global_batch_size"]) * seq
-    p = planner.evaluate_layout(spec, s.get("method", "full"), gpu, f"{global_tokens * 10} tokens", gpus=case.gpus,
+    p = planner.evaluate_training_layout(spec, s.get("method", "full"), gpu, f"{global_tokens * 10} tokens", gpus=case.gpus,
                                 tp=1, pp=1, zero=3, offload="none", micro_batch=int(s["micro_batch"]),
                                 gradient_checkpointing=bool(s.get("gradient_checkpointing", True)), seq_len=seq,
                                 deadline="1000d", precision=s.get("precision", "mixed-bf16"),
