@@ -159,7 +159,7 @@ class PlanContext:
     # ---------------------------------------------------------------- per-rank sizes
     def trainable_per_rank(self, tp, pp, ep) -> float:
         """Trainable parameters one GPU holds before ZeRO: dense part / (tp·pp), routed experts / (tp·ep·pp)
-        (training.py splits expert matrices by tp and the experts by ep)."""
+        (training.memory splits expert matrices by tp and the experts by ep)."""
         dense = self.trainable_params - self.trainable_params_experts
         return dense / (tp * pp) + self.trainable_params_experts / (tp * ep * pp)
 
@@ -180,7 +180,7 @@ class PlanContext:
 
     @staticmethod
     def expert_dp(dp: int, ep: int) -> int:
-        """Data-parallel group of an expert shard: dp / ep ranks (training.py: no sharding if ep ∤ dp)."""
+        """Data-parallel group of an expert shard: dp / ep ranks (training.memory: no sharding if ep ∤ dp)."""
         return dp // ep if dp % ep == 0 else 1
 
     def final_model_bytes(self) -> float:

@@ -93,7 +93,7 @@ def pp_choices(spec: ModelSpec, req: Request, n_over_tp: int, max_pipeline_stage
 def ep_choices(spec: ModelSpec, req: Request, dp: int, expert_parallel_degrees: tuple[int, ...]) -> list[int]:
     """Expert-parallel degrees: 1 and ``planner_expert_parallel`` (any valid one when --ep is pinned).
 
-    training.py splits routed experts by tp and by ep, so every expert is held only when ep divides dp
+    training.memory splits routed experts by tp and by ep, so every expert is held only when ep divides dp
     (ep ≤ dp); ep | dp·tp alone would leave experts unplaced when ep > dp.
     """
     if not spec.is_moe:
