@@ -406,7 +406,7 @@ def test_corpus_is_large_and_unique():
 
 def _clear_caches() -> None:
     from llmsizing import instances
-    from llmsizing.planner import search as planner
+    from llmsizing.planner import context as planner
 
     for mod in (catalog, instances):
         for obj in vars(mod).values():

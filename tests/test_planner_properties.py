@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmsizing.planner.search import plan_finetune
+from llmsizing.planner.plans import plan_finetune
 
 MODELS = ("deepseek-r1-distill-qwen-1.5b", "deepseek-r1-distill-qwen-7b", "deepseek-r1-distill-llama-70b")
 METHODS = ("full", "lora", "qlora")

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from llmsizing import architecture as A
 from llmsizing import catalog
-from llmsizing.planner import search as planner
+from llmsizing import choices
+from llmsizing.planner import plans as planner
 from llmsizing.serving import estimate as serving
 from llmsizing.training import memory as training
 from llmsizing.training import compute as tc
@@ -185,13 +186,13 @@ plan_wild = st.fixed_dictionaries({
     "epochs": st.one_of(st.floats(-1, 1e4), st.sampled_from(["x", "nan", "1e300"])),
     "gpus": st.one_of(st.none(), st.integers(-2, 300)), "seq_len": st.integers(-1, 10**6),
     "micro_batch": st.one_of(st.none(), st.integers(-1, 64)), "zero": st.sampled_from([None, 0, 1, 2, 3, 4, True]),
-    "offload": st.sampled_from([None, *planner.OFFLOADS, "disk"]), "tp": st.one_of(st.none(), st.integers(-1, 64)),
+    "offload": st.sampled_from([None, *choices.OFFLOADS, "disk"]), "tp": st.one_of(st.none(), st.integers(-1, 64)),
     "pp": st.one_of(st.none(), st.integers(-1, 8)),
 })
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=st.sampled_from(MODELS), method=st.sampled_from(planner.METHODS), gpu=st.sampled_from(GPUS),
+@given(model=st.sampled_from(MODELS), method=st.sampled_from(choices.METHODS), gpu=st.sampled_from(GPUS),
        kw=st.one_of(plan_valid, plan_valid, plan_wild), ov=overrides)
 def test_plan_finetune_returns_a_result_or_a_sizing_error(model, method, gpu, kw, ov):
     a, kw = _assumptions(ov), dict(kw)
@@ -476,7 +477,7 @@ LADDER = (1, 2, 4, 8, 16, 32, 64, 128)
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=st.sampled_from(SMALL_MODELS + ("deepseek-r1-distill-qwen-32b",)),
-       method=st.sampled_from(planner.METHODS), gpu=st.sampled_from(["h100-80gb", "a100-80gb", "l40s"]),
+       method=st.sampled_from(choices.METHODS), gpu=st.sampled_from(["h100-80gb", "a100-80gb", "l40s"]),
        counts=st.lists(st.sampled_from(LADDER), min_size=2, max_size=2, unique=True),
        data=st.sampled_from(["100MB", "1GB", "10GB"]))
 def test_planner_time_rises_with_gpus_only_when_communication_grows(model, method, gpu, counts, data):

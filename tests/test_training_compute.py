@@ -144,11 +144,11 @@ def test_mfu_reads_the_named_assumption():
 
 def test_compute_precision_and_peak():
     h100, t4, h800 = catalog.load_gpu("h100-80gb"), catalog.load_gpu("t4"), catalog.load_gpu("h800")
-    assert TC.peak_flop_per_s(h100, setup(precision="mixed-bf16")) == h100.flop_per_s["bf16"]
-    assert TC.peak_flop_per_s(h100, setup(precision="fp32")) == h100.flop_per_s["fp32"]
+    assert h100.tensor_flop_per_s(TC.compute_precision(h100, setup(precision="mixed-bf16"))) == h100.flop_per_s["bf16"]
+    assert h100.tensor_flop_per_s(TC.compute_precision(h100, setup(precision="fp32"))) == h100.flop_per_s["fp32"]
     assert TC.compute_precision(t4, setup()) == "fp16"  # no bf16 on Turing: mixed fp16
     with pytest.raises(ScenarioError, match="fp32"):
-        TC.peak_flop_per_s(h800, setup(precision="fp32"))
+        h800.tensor_flop_per_s(TC.compute_precision(h800, setup(precision="fp32")))
 
 
 def test_compute_bound_hours_by_hand():

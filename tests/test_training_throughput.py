@@ -131,10 +131,10 @@ ZERO3 = [
 
 @pytest.mark.parametrize("cid,gpus,mb,tflops", ZERO3, ids=[c[0] for c in ZERO3])
 def test_megatron_zero3_step_time_with_communication(cid, gpus, mb, tflops):
-    from llmsizing.planner import search as planner
+    from llmsizing.planner import plans as planner
 
     h, L, global_batch = 12288, 96, 1536
-    p = planner.evaluate_layout(gpt(h, 96, L), "full", A100, f"{global_batch * 2048 * 10} tokens", gpus=gpus,
+    p = planner.evaluate_training_layout(gpt(h, 96, L), "full", A100, f"{global_batch * 2048 * 10} tokens", gpus=gpus,
                                 tp=1, pp=1, zero=3, offload="none", micro_batch=mb, gradient_checkpointing=True,
                                 seq_len=2048,
                                 deadline="1000d", precision="mixed-bf16",

@@ -136,12 +136,6 @@ def nodes_needed(gpus: int, gpus_per_node: int) -> int:
     return max(1, math.ceil(gpus / gpus_per_node))
 
 
-def training_instance(gpu_slug: str) -> InstanceSpec | None:
-    """The node type for multi-node training: most GPUs per node, then the fastest network, then cheapest."""
-    found = instances_for_gpu(gpu_slug)
-    return found[0] if found else None
-
-
 def cheapest_instance(gpu_slug: str, gpus: int, *, min_ram_bytes: float = 0.0,
                       min_network_gbps: float = 0.0, need_rdma: bool = False) -> InstanceSpec | None:
     """Cheapest way to rent ``gpus`` GPUs of one type: minimise nodes × price among fitting instances.

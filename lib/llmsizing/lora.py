@@ -116,9 +116,19 @@ def lora_target_modules(spec: ModelSpec, targets: str) -> list[Module]:
     return chosen
 
 
+def lora_matrix_elems(m: Module, rank: int) -> tuple[int, int]:
+    """Elements of one copy's adapter matrices: A (r × in) and B (out × r) (Hu et al. 2021 §4.1)."""
+    return rank * m.in_features, rank * m.out_features
+
+
+def lora_params_per_copy(m: Module, rank: int) -> int:
+    """Adapter parameters on one copy of a module: r · (in + out) (Hu et al. 2021, arXiv:2106.09685 §4.1)."""
+    return rank * (m.in_features + m.out_features)
+
+
 def lora_params_per_module(m: Module, rank: int) -> int:
-    """Adapter parameters on all copies of one module: count · r · (in + out) (Hu et al. 2021 §4.1)."""
-    return m.count * rank * (m.in_features + m.out_features)
+    """Adapter parameters on all copies of one module: count · r · (in + out)."""
+    return m.count * lora_params_per_copy(m, rank)
 
 
 def lora_params(spec: ModelSpec, targets: str, rank: int) -> int:
@@ -132,6 +142,11 @@ def lora_params(spec: ModelSpec, targets: str, rank: int) -> int:
     return sum(lora_params_per_module(m, rank) for m in lora_target_modules(spec, targets))
 
 
+def lora_params_in_group(spec: ModelSpec, targets: str, rank: int, group: str) -> int:
+    """Adapter parameters on the modules of one group (e.g. ``experts``): Σ count · r · (in + out)."""
+    return sum(lora_params_per_module(m, rank) for m in lora_target_modules(spec, targets) if m.group == group)
+
+
 def lora_params_active(spec: ModelSpec, targets: str, rank: int) -> float:
-    """Adapter parameters one token uses (routed experts: top-k of E copies)."""
-    return sum(m.active_count * rank * (m.in_features + m.out_features) for m in lora_target_modules(spec, targets))
+    """Adapter parameters one token uses: Σ active_count · r · (in + out) (routed experts: top-k of E copies)."""
+    return sum(m.active_count * lora_params_per_copy(m, rank) for m in lora_target_modules(spec, targets))

@@ -12,7 +12,7 @@ from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS, TOKENIZ
 from llmsizing.commands.common import add_set_argument, assumption_overrides
 from llmsizing.commands.output import print_json
 from llmsizing.planner.audit import audit_table, default_table_path
-from llmsizing.planner.search import plan_finetune
+from llmsizing.planner.plans import plan_finetune
 
 
 

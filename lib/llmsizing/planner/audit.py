@@ -24,8 +24,11 @@ from typing import Any, Mapping
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
-from llmsizing.planner.search import TP_MAX, FinetunePlan, plan_finetune
+from llmsizing.planner.layouts import TP_MAX
+from llmsizing.planner.plans import plan_finetune
+from llmsizing.planner.request import FinetunePlan
 from llmsizing.units import GB, SECONDS_PER_HOUR, TB, fmt_hours
+from llmsizing.weights import weight_bytes
 
 SEED_TABLE_RELATIVE = Path("params") / "audit" / "seed-table.yaml"
 ROW_KEYS = {"id", "model", "model_text", "precision", "method", "data", "gpus", "gpu", "gpu_text", "cpu_cores",
@@ -208,8 +211,6 @@ def audit_row(row: SeedRow, *, deadline: str | float = "24h", language: str = "e
     stated = plan_finetune(spec, row.method, gpu, row.data, gpus=row.gpus, **pins, **common)
     best = plan_finetune(spec, row.method, gpu, row.data, gpus=row.gpus, **common)
     rec = plan_finetune(spec, row.method, gpu, row.data, **common)
-    from llmsizing.weights import weight_bytes
-
     wbytes = weight_bytes(spec, "nf4-dq" if row.method == "qlora" else "bf16")
     total_mem = row.gpus * gpu.memory_bytes
     verdict = _verdict(row, stated, best, rec, wbytes, total_mem, note)

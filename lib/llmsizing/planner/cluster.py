@@ -1,7 +1,7 @@
 """Cluster bill of materials: nodes, CPU cores, host RAM, storage, network, instance and cost.
 
 Small pure functions; every constant is a named assumption (``assumptions/planner.py``).
-The fine-tuning planner (``planner.py``) calls them with a chosen layout; ``serving_cluster``
+The fine-tuning planner (``planner.plans``) calls them with a chosen layout; ``serving_cluster``
 does the same for a serving result (GPUs of one type → instances, $/hour, $/million output tokens).
 """
 

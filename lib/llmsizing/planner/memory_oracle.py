@@ -31,18 +31,13 @@ from typing import Any
 
 from llmsizing.errors import ScenarioError
 from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.training import memory as training
 
 PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
 ACT_PHASES = ("loss", "layer_backward")
 REFERENCE_MEMORY_BYTES = 2**62
 FIT_TOLERANCE = 1e-9          # relative; the structure is exact, so this only absorbs float rounding
 _FIELDS = ("weights", "optimizer_base", "buffers", "host", "paged")
-
-
-def _training():
-    from llmsizing.training import memory as training
-
-    return training
 
 
 def memory_on_gpu(ref: Any, gpu: GpuSpec, gpus: int) -> Any:
@@ -125,7 +120,7 @@ class MemoryOracle:
 
     def __init__(self, spec: ModelSpec, setup_kwargs: dict, assumptions: Any, gpu: GpuSpec):
         self.spec, self.kw, self.a = spec, dict(setup_kwargs), assumptions
-        self.tr = _training()
+        self.tr = training
         self.ref_gpu = replace(gpu, memory_bytes=REFERENCE_MEMORY_BYTES, node_gpus_max=1, name="reference GPU")
         self.exact: dict[tuple, Any] = {}
         self.points: dict[tuple, dict[tuple[int, int], Any]] = {}
@@ -366,15 +361,6 @@ class MemoryOracle:
                     return False
         need = self.need_bytes(key)
         return need is not None and need <= memory_bytes
-
-    def predict_exact_agree(self, key: tuple) -> bool:
-        """Test hook: the family prediction equals a direct call for ``key``."""
-        pred, exact = self.memory(key), self.get(key)
-        if pred is None or exact is None:
-            return pred is exact
-        return all(_close(getattr(pred, f), getattr(exact, f)) for f in
-                   ("weights", "gradients", "optimizer", "activations", "buffers", "allocated", "reserved",
-                    "overhead", "total", "host_ram_bytes"))
 
 
 def oracle_key(spec: ModelSpec, setup_kwargs: dict, overrides: dict) -> tuple:

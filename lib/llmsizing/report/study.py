@@ -163,7 +163,7 @@ class FinetuneStudy:
 
 def _plan(sc: Scenario, a: Assumptions, spec: Any, method: str, gpu: str, data: str,
           gpus: int | None = None) -> FinetuneCell:
-    from llmsizing.planner import search as planner
+    from llmsizing.planner import plans as planner
 
     try:
         plan = planner.plan_finetune(spec, method, gpu, data, deadline=sc.deadline, epochs=sc.epochs,

@@ -48,7 +48,9 @@ from typing import Any
 
 from llmsizing.architecture import Module, layer_modules
 from llmsizing.assumptions import Assumptions
+from llmsizing.lora import lora_target_modules
 from llmsizing.specs import ModelSpec
+from llmsizing.training.layout import check_layout, stage_layers
 
 ACT_BYTES = {"mixed-bf16": 2, "bf16": 2, "fp32": 4}
 FP32_BYTES = 4
@@ -238,8 +240,6 @@ def layer_saved_tensors(spec: ModelSpec, setup: Any, layer: int, assumptions: As
     if lora_names is None:
         lora_names = frozenset()
         if setup.method != "full":
-            from llmsizing.lora import lora_target_modules
-
             lora_names = frozenset(m.name for m in lora_target_modules(spec, setup.lora_targets) if m.layer == layer)
     inv = _Inventory(spec, setup, a, layer, lora_names)
     # A frozen embedding gives layer 0 an input that does not require grad, so its first norm
@@ -262,12 +262,6 @@ def _per_token(items: list[Saved], tp: int, sequence_parallel: bool) -> dict[str
         div = tp if (it.sharded or sequence_parallel) else 1
         out[it.part] = out.get(it.part, 0.0) + it.bytes_per_token / div
     return out
-
-
-def layer_saved_bytes_per_token(spec: ModelSpec, setup: Any, layer: int,
-                                assumptions: Assumptions | None = None) -> dict[str, float]:
-    """Saved bytes per token of one layer on one GPU, by part (tensor-parallel split applied)."""
-    return _per_token(layer_saved_tensors(spec, setup, layer, assumptions), setup.tp, setup.sequence_parallel)
 
 
 def checkpoint_bytes_per_token(spec: ModelSpec, setup: Any) -> float:
@@ -367,8 +361,6 @@ def layer_backward_transient_bytes_per_token(spec: ModelSpec, setup: Any, layer:
 
 
 def _lora_names_by_layer(spec: ModelSpec, setup: Any) -> dict[int, frozenset[str]]:
-    from llmsizing.lora import lora_target_modules
-
     if setup.method == "full":
         return {}
     out: dict[int, set[str]] = {}
@@ -389,8 +381,6 @@ def stage_activation_bytes(spec: ModelSpec, setup: Any, stage: int,
     ``recompute_peak`` (one layer recomputed with its gradient buffers, or only the buffers),
     ``loss_phase`` and ``backward_phase`` (activation bytes alive in those two moments).
     """
-    from llmsizing.training.memory import stage_layers
-
     a = a if a is not None else Assumptions()
     T = setup.tokens_per_gpu
     inflight = setup.pp - stage
@@ -401,10 +391,7 @@ def stage_activation_bytes(spec: ModelSpec, setup: Any, stage: int,
         sig = (i in set(spec.moe_layers), lora_names.get(i, frozenset()), i == 0)
         if sig not in cache:
             items = layer_saved_tensors(spec, setup, i, a, lora_names=sig[1])
-            parts: dict[str, float] = {}
-            for it in items:
-                div = setup.tp if (it.sharded or setup.sequence_parallel) else 1
-                parts[it.part] = parts.get(it.part, 0.0) + it.bytes_per_token / div
+            parts = _per_token(items, setup.tp, setup.sequence_parallel)
             cache[sig] = (parts, layer_backward_transient_bytes_per_token(spec, setup, i))
         parts, transient = cache[sig]
         saved = sum(parts.values()) * T
@@ -442,8 +429,6 @@ def activation_bytes(spec: ModelSpec, setup: Any, assumptions: Assumptions | dic
     (layers + lora + logits) and the first recomputed layer's backward (layers + lora +
     recompute_peak) — not the sum of the parts.
     """
-    from llmsizing.training.memory import check_layout
-
     a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
     check_layout(spec, setup)
     best: dict[str, float] | None = None

@@ -42,14 +42,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmsizing.architecture import attention_flop_per_token, matmul_params_active, model_modules, mtp_modules
 from llmsizing.assumptions import Assumptions
+from llmsizing.catalog import load_precision
+from llmsizing.choices import METHODS
 from llmsizing.errors import ScenarioError
+from llmsizing.lora import lora_params_active
 from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.weights import is_quantized_module
 
-METHODS = ("full", "lora", "qlora")
 GPU_CLASSES = ("hopper", "ampere", "ada", "blackwell", "other")
 # Attention kernels that recompute QKᵀ (and the softmax) in their backward pass.
 _RECOMPUTING_KERNELS = ("flash", "sdpa")
@@ -68,7 +71,7 @@ def _method(setup: Any) -> str:
     return method
 
 
-# ----------------------------------------------------------------------------- GPU class and peak
+# ----------------------------------------------------------------------------- GPU class and precision
 
 
 def gpu_class(gpu: GpuSpec) -> str:
@@ -100,11 +103,6 @@ def compute_precision(gpu: GpuSpec, setup: Any) -> str:
     raise ScenarioError(f"GPU {gpu.slug} has neither a bf16 nor an fp16 peak in the catalog")
 
 
-def peak_flop_per_s(gpu: GpuSpec, setup: Any) -> float:
-    """Dense peak FLOP/s of one GPU for the setup's compute precision."""
-    return float(gpu.flop_per_s[compute_precision(gpu, setup)])
-
-
 # ----------------------------------------------------------------------------- parameter counts
 
 
@@ -131,8 +129,6 @@ def adapter_params_active(spec: ModelSpec, setup: Any) -> float:
     """
     if _method(setup) == "full":
         return 0.0
-    from llmsizing.lora import lora_params_active
-
     return float(lora_params_active(spec, setup.lora_targets, setup.lora_rank))
 
 
@@ -144,9 +140,6 @@ def quantized_weight_params(spec: ModelSpec, setup: Any) -> float:
     """
     if _method(setup) != "qlora":
         return 0.0
-    from llmsizing.catalog import load_precision
-    from llmsizing.weights import is_quantized_module
-
     precision = load_precision(getattr(setup, "qlora_quant", "nf4-dq"))
     return float(sum(m.count * m.weight_params for m in model_modules(spec) if is_quantized_module(m, precision)))
 
@@ -245,16 +238,31 @@ class StepTime:
         return dict(self.__dict__)
 
 
-def step_time(spec: ModelSpec, setup: Any, gpu: GpuSpec, assumptions: Assumptions | dict | None = None,
-              include_mtp: bool = False) -> StepTime:
-    """Seconds per micro-step: max(compute, host launch overhead) + QLoRA dequantization."""
-    a = _assumptions(assumptions)
-    fb = flop_breakdown_per_token(spec, setup, include_mtp)
+class StepParts(NamedTuple):
+    """The three terms of one micro-step (seconds): compute, host launch overhead, QLoRA dequantization."""
+
+    compute_s: float
+    host_s: float
+    dequant_s: float
+
+
+def step_time_parts(spec: ModelSpec, setup: Any, gpu: GpuSpec, a: Assumptions, fb: FlopBreakdown,
+                    quantized_params: float, include_mtp: bool = False) -> StepParts:
+    """compute_s, host_s and dequant_s of one micro-step of one replica (``R = tp·pp·cp`` GPUs)::
+
+        compute = T · (model + ρ · (train − model)) / (R · MFU · peak)
+        host    = (L / pp) · host_overhead_s_per_layer
+        dequant = passes · quantized_weights / R · qlora_dequant_bytes_per_param / HBM bandwidth   (QLoRA)
+
+    ``fb`` is the setup's ``flop_breakdown_per_token`` and ``quantized_params`` its
+    ``quantized_weight_params`` (passed in so that callers that cache them, like the planner, reuse them).
+    Peak is ``GpuSpec.tensor_flop_per_s`` at ``compute_precision``.
+    """
     rho = float(a["recompute_time_fraction"])
     u = mfu(gpu, setup, a)
     if u <= 0:
         raise ScenarioError(f"MFU for {setup.method} on {gpu.slug} must be > 0, got {u}")
-    peak = peak_flop_per_s(gpu, setup)
+    peak = gpu.tensor_flop_per_s(compute_precision(gpu, setup))
     tp, pp, cp = (int(getattr(setup, k, 1)) for k in ("tp", "pp", "cp"))
     replica = tp * pp * cp
     tokens = int(setup.micro_batch) * int(setup.seq_len)
@@ -265,8 +273,22 @@ def step_time(spec: ModelSpec, setup: Any, gpu: GpuSpec, assumptions: Assumption
     dequant_s = 0.0
     if setup.method == "qlora":
         passes = 3 if setup.gradient_checkpointing else 2
-        dequant_s = (passes * quantized_weight_params(spec, setup) / replica
+        dequant_s = (passes * quantized_params / replica
                      * float(a["qlora_dequant_bytes_per_param"]) / gpu.mem_bw_bytes_per_s)
+    return StepParts(compute_s, host_s, dequant_s)
+
+
+def step_time(spec: ModelSpec, setup: Any, gpu: GpuSpec, assumptions: Assumptions | dict | None = None,
+              include_mtp: bool = False) -> StepTime:
+    """Seconds per micro-step: max(compute, host launch overhead) + QLoRA dequantization."""
+    a = _assumptions(assumptions)
+    fb = flop_breakdown_per_token(spec, setup, include_mtp)
+    compute_s, host_s, dequant_s = step_time_parts(spec, setup, gpu, a, fb, quantized_weight_params(spec, setup),
+                                                   include_mtp)
+    u = mfu(gpu, setup, a)
+    peak = gpu.tensor_flop_per_s(compute_precision(gpu, setup))
+    tokens = int(setup.micro_batch) * int(setup.seq_len)
+    replica = int(getattr(setup, "tp", 1)) * int(getattr(setup, "pp", 1)) * int(getattr(setup, "cp", 1))
     step_s = max(compute_s, host_s) + dequant_s
     per_gpu = tokens / step_s / replica
     return StepTime(tokens, compute_s, host_s, dequant_s, step_s, "compute" if compute_s >= host_s else "host",

@@ -31,38 +31,28 @@ activations, the last the head and the logits. Every stage is evaluated; the lar
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
 from llmsizing.architecture import Module, model_modules
 from llmsizing.assumptions import Assumptions
 from llmsizing.catalog import load_precision
+from llmsizing.choices import (ATTENTION_KERNELS, BASE_WEIGHTS, METHODS, OFFLOADS, OPTIMIZERS, QLORA_QUANTS,
+                               ZERO_BACKENDS, ZERO_STAGES, one_of)
+from llmsizing.choices import TRAIN_PRECISIONS as PRECISIONS
 from llmsizing.errors import ScenarioError
-from llmsizing.lora import lora_target_modules
+from llmsizing.lora import lora_matrix_elems, lora_target_modules
 from llmsizing.specs import GpuSpec, ModelSpec
-from llmsizing.weights import module_weight_bytes
+from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
+from llmsizing.training.layout import check_layout, stage_layers
+from llmsizing.weights import is_quantized_module, module_weight_bytes
 
-METHODS = ("full", "lora", "qlora")
-PRECISIONS = ("mixed-bf16", "bf16", "fp32")
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "paged-adamw", "sgd", "sgd-momentum")
-ATTENTION_KERNELS = ("flash", "sdpa", "eager")
-OFFLOADS = ("none", "optimizer", "optimizer+params")
-QLORA_QUANTS = ("nf4", "nf4-dq")
-ZERO_BACKENDS = ("fsdp", "deepspeed")
-BASE_WEIGHTS = ("auto", "bf16", "fp32")
 PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
 FP32 = 4
 
 
 class _DefaultQuant(str):
     """Marks ``qlora_quant`` as not given, so full fine-tuning can refuse an explicit one."""
-
-
-def _choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ScenarioError(f"{name} {value!r} is not one of: {', '.join(map(str, choices))}")
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -112,18 +102,18 @@ class FinetuneSetup:
     base_weights: str = "auto"
 
     def __post_init__(self) -> None:
-        _choice("method", self.method, METHODS)
+        one_of(self.method, METHODS, "method")
         if self.precision in QLORA_QUANTS:
             raise ScenarioError(f"precision {self.precision!r} is a 4-bit storage format: train a 4-bit base with "
                                 "method=qlora (qlora_quant=nf4|nf4-dq); full fine-tuning needs mixed-bf16, bf16 "
                                 "or fp32")
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("attention_kernel", self.attention_kernel, ATTENTION_KERNELS)
-        _choice("offload", self.offload, OFFLOADS)
-        _choice("zero_backend", self.zero_backend, ZERO_BACKENDS)
-        _choice("base_weights", self.base_weights, BASE_WEIGHTS)
-        _choice("qlora_quant", self.qlora_quant, QLORA_QUANTS)
+        one_of(self.precision, PRECISIONS, "precision")
+        one_of(self.optimizer, OPTIMIZERS, "optimizer")
+        one_of(self.attention_kernel, ATTENTION_KERNELS, "attention_kernel")
+        one_of(self.offload, OFFLOADS, "offload")
+        one_of(self.zero_backend, ZERO_BACKENDS, "zero_backend")
+        one_of(self.base_weights, BASE_WEIGHTS, "base_weights")
+        one_of(self.qlora_quant, QLORA_QUANTS, "qlora_quant")
         if self.method == "full" and not isinstance(self.qlora_quant, _DefaultQuant):
             raise ScenarioError(f"qlora_quant={self.qlora_quant!r} with method=full: full fine-tuning cannot train a "
                                 "4-bit quantized base; use method=qlora")
@@ -133,7 +123,7 @@ class FinetuneSetup:
             raise ScenarioError(f"lora_rank must be a positive integer, got {self.lora_rank!r}")
         if isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float)) or self.lora_alpha <= 0:
             raise ScenarioError(f"lora_alpha must be a positive number, got {self.lora_alpha!r}")
-        if isinstance(self.zero, bool) or self.zero not in (0, 1, 2, 3):
+        if isinstance(self.zero, bool) or self.zero not in ZERO_STAGES:
             raise ScenarioError(f"zero stage must be 0, 1, 2 or 3, got {self.zero!r}")
         if self.offload == "optimizer" and self.zero < 1:
             raise ScenarioError("offload=optimizer needs ZeRO stage >= 1 (the offloaded states are a ZeRO partition)")
@@ -159,36 +149,7 @@ class FinetuneSetup:
         return self.micro_batch * self.seq_len // self.cp
 
 
-def check_layout(spec: ModelSpec, setup: FinetuneSetup) -> None:
-    """Raise ``ScenarioError`` when the parallel layout does not fit the model's shape."""
-    if spec.num_heads % setup.tp:
-        raise ScenarioError(f"tp={setup.tp} does not divide the {spec.num_heads} attention heads of {spec.slug}")
-    if setup.tp > 1 and not spec.is_mla and spec.num_kv_heads % setup.tp and setup.tp % spec.num_kv_heads:
-        raise ScenarioError(f"tp={setup.tp} and the {spec.num_kv_heads} key/value heads of {spec.slug} do not divide "
-                            "one another")
-    if setup.pp > spec.num_layers:
-        raise ScenarioError(f"pp={setup.pp} exceeds the {spec.num_layers} layers of {spec.slug}")
-    if setup.ep > 1:
-        if not spec.is_moe:
-            raise ScenarioError(f"ep={setup.ep} but {spec.slug} has no experts; use ep=1")
-        if spec.num_experts % setup.ep:
-            raise ScenarioError(f"ep={setup.ep} does not divide the {spec.num_experts} experts of {spec.slug}")
-        if (setup.dp * setup.tp) % setup.ep:
-            raise ScenarioError(f"ep={setup.ep} must divide dp·tp={setup.dp * setup.tp} (experts are spread over "
-                                "data/tensor-parallel ranks)")
-    if setup.seq_len % setup.cp:
-        raise ScenarioError(f"cp={setup.cp} does not divide seq_len={setup.seq_len}")
-    if setup.method != "full":
-        lora_target_modules(spec, setup.lora_targets)
-
-
 # ----------------------------------------------------------------------------- sharding
-
-
-def stage_layers(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> range:
-    """Decoder layers of pipeline stage ``stage``: contiguous blocks of ceil(L / pp)."""
-    per = math.ceil(spec.num_layers / setup.pp)
-    return range(stage * per, min(spec.num_layers, (stage + 1) * per))
 
 
 def _on_stage(m: Module, spec: ModelSpec, setup: FinetuneSetup, stage: int) -> bool:
@@ -257,10 +218,10 @@ def trainable_tensors(spec: ModelSpec, setup: FinetuneSetup) -> list[tuple[Modul
             if m.bias:
                 out.append((m, m.out_features, m.count))
         return out
-    r = setup.lora_rank
     for m in lora_target_modules(spec, setup.lora_targets):
-        out.append((m, r * m.in_features, m.count))
-        out.append((m, r * m.out_features, m.count))
+        a_elems, b_elems = lora_matrix_elems(m, setup.lora_rank)
+        out.append((m, a_elems, m.count))
+        out.append((m, b_elems, m.count))
     return out
 
 
@@ -447,8 +408,6 @@ def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumption
     """QLoRA: bf16 copies of the largest quantized weight (bitsandbytes dequantize_4bit per matmul)."""
     if setup.method != "qlora":
         return 0.0
-    from llmsizing.weights import is_quantized_module
-
     p = _quant_precision(setup)
     largest = max((m.weight_params for m in model_modules(spec) if is_quantized_module(m, p)), default=0)
     return a["dequant_workspace_copies"] * largest * 2 / setup.tp

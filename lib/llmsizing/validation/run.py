@@ -29,9 +29,9 @@ from llmsizing import architecture as A
 from llmsizing.assumptions import registry
 from llmsizing.catalog import load_gpu
 from llmsizing.errors import ScenarioError, SizingError
-from llmsizing.planner import search as planner
+from llmsizing.planner import plans as planner
 from llmsizing.serving.estimate import serve
-from llmsizing.training.compute import model_flop_per_token, peak_flop_per_s, tokens_per_s_per_gpu
+from llmsizing.training.compute import compute_precision, model_flop_per_token, tokens_per_s_per_gpu
 from llmsizing.training.memory import FinetuneSetup, finetune_memory
 from llmsizing.weights import weight_bytes
 from llmsizing.validation import others
@@ -78,7 +78,8 @@ def tokens_per_s_to_quantity(case: Case, spec, gpu, tps_per_gpu: float) -> float
         return tps_per_gpu * _megatron_flop_per_token(spec, int(s["seq_len"]))
     if q == "mfu":
         st = finetune_setup(s)
-        return tps_per_gpu * model_flop_per_token(spec, st, bool(ex.get("include_mtp"))) / peak_flop_per_s(gpu, st)
+        peak = gpu.tensor_flop_per_s(compute_precision(gpu, st))
+        return tps_per_gpu * model_flop_per_token(spec, st, bool(ex.get("include_mtp"))) / peak
     if q == "s_per_iter":
         return ex["global_batch_size"] * s["seq_len"] / (case.gpus * tps_per_gpu)
     if q == "gpu_hours":
@@ -157,7 +158,7 @@ def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
     """Tokens/s per GPU from the planner's step time (compute + ZeRO-3 communication) at the case's batch."""
     seq = int(s["seq_len"])
     global_tokens = int(case.extra["global_batch_size"]) * seq
-    p = planner.evaluate_layout(spec, s.get("method", "full"), gpu, f"{global_tokens * 10} tokens", gpus=case.gpus,
+    p = planner.evaluate_training_layout(spec, s.get("method", "full"), gpu, f"{global_tokens * 10} tokens", gpus=case.gpus,
                                 tp=1, pp=1, zero=3, offload="none", micro_batch=int(s["micro_batch"]),
                                 gradient_checkpointing=bool(s.get("gradient_checkpointing", True)), seq_len=seq,
                                 deadline="1000d", precision=s.get("precision", "mixed-bf16"),
