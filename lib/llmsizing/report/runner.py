@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsizing.errors import RenderError, ScenarioError
+from llmsizing.report import render
+from llmsizing.report.results import read_results, write_results
 from llmsizing.report.scenario import Scenario, load_scenario
 
 __all__ = ["FORMATS", "RunResult", "notebooks_dir", "run_scenario", "run_scenarios"]
@@ -91,6 +93,7 @@ def _sha256(path: Path) -> str:
 
 def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
     """Write ``metadata.llmsizing`` (the template's cover) into the executed notebook."""
+    # nbformat (the Jupyter stack) is imported only when a report is built, to keep the CLI's start-up fast.
     import nbformat
 
     nb = nbformat.read(ipynb, as_version=4)
@@ -103,8 +106,6 @@ def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
 
 def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: dict[str, str]) -> None:
     """Add provenance (params file, its hash, version, date) outside the numbers section."""
-    from llmsizing.report.results import read_results, write_results
-
     if not path.is_file():
         raise RenderError(f"notebook {scenario.notebook!r} did not write {RESULTS_FILE} "
                           f"(it must call llmsizing.results.save_results(..., results_path))")
@@ -148,8 +149,6 @@ def run_scenario(
     :class:`~llmsizing.errors.RenderError` when executing or rendering fails; in both cases
     the previous report folder, if any, is untouched and no build folder is left behind.
     """
-    from llmsizing.report import render
-
     t0 = time.perf_counter()
     formats = parse_formats(to)
     params = Path(params_path)
