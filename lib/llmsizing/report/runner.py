@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsizing.errors import RenderError, ScenarioError
-from llmsizing.report import render
-from llmsizing.report.results import read_results, write_results
+from llmsizing.report import render, results
 from llmsizing.report.scenario import Scenario, load_scenario
 
 __all__ = ["FORMATS", "RunResult", "notebooks_dir", "run_scenario", "run_scenarios"]
@@ -109,14 +108,14 @@ def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: di
     if not path.is_file():
         raise RenderError(f"notebook {scenario.notebook!r} did not write {RESULTS_FILE} "
                           f"(it must call llmsizing.results.save_results(..., results_path))")
-    doc = read_results(path)
+    doc = results.read_results(path)
     doc["provenance"] = {
         "params_file": params_path.name,
         "params_sha256": _sha256(params_path),
         "version": cover["version"],
         "date": cover["date"],
     }
-    write_results(path, doc)
+    results.write_results(path, doc)
 
 
 def _move_into_place(build: Path, target: Path) -> None:
