@@ -15,18 +15,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+import papermill as pm
+from nbformat.v4 import new_code_cell, new_notebook
+
+from llmsizing.report.render import KERNEL_NAME
+from llmsizing.report.runner import run_scenarios
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = (ROOT / "params" / "deepseek-r1-family.yaml",)
 
 
 def bare_papermill_s(workdir: Path) -> float:
     """Seconds for papermill to execute an empty one-cell notebook (kernel start + teardown)."""
-    import nbformat
-    import papermill as pm
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    from llmsizing.report.render import KERNEL_NAME
-
     src = workdir / "empty.ipynb"
     nb = new_notebook(cells=[new_code_cell("")])
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
@@ -39,8 +40,6 @@ def bare_papermill_s(workdir: Path) -> float:
 
 def build_s(params: list[Path], workdir: Path) -> tuple[float, list]:
     """Seconds to build the reports (HTML and PDF) for ``params``, and what was built."""
-    from llmsizing.report.runner import run_scenarios
-
     t0 = time.perf_counter()
     results = run_scenarios(params, workdir / "reports", ("html", "pdf"))
     return time.perf_counter() - t0, results

@@ -15,7 +15,8 @@ from conftest import weasyprint_usable
 
 from llmsizing import __version__
 from llmsizing.report.render import pdf_text
-from llmsizing.report.scenario import DEEPSEEK_R1_FAMILY, load_scenario
+from llmsizing.choices import DEEPSEEK_R1_FAMILY
+from llmsizing.report.scenario import load_scenario
 
 pytestmark = [pytest.mark.render, pytest.mark.notebook, pytest.mark.slow]
 

@@ -12,7 +12,8 @@ import pytest
 
 from llmsizing.cli import main
 from llmsizing.errors import ScenarioError
-from llmsizing.report.scenario import DEEPSEEK_R1_FAMILY, KINDS, PARAMETERS, Scenario, load_scenario, parameters_for, parse_tokens
+from llmsizing.choices import DEEPSEEK_R1_FAMILY
+from llmsizing.report.scenario import KINDS, PARAMETERS, Scenario, load_scenario, parameters_for, parse_tokens
 
 pytestmark = pytest.mark.unit
 
@@ -312,7 +313,7 @@ def test_choices_mirror_the_estimators():
     from llmsizing import dataset
     from llmsizing.serving import plan as serving
     from llmsizing.training import memory as training
-    from llmsizing.report import scenario as S
+    from llmsizing import choices as S
 
     assert S.ENGINES == serving.ENGINES
     assert S.METHODS == training.METHODS
@@ -356,14 +357,42 @@ def test_notebooks_are_thin_and_committed_without_outputs(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_notebook_validates_every_parameter(kind):
-    """The cell after the parameters passes every parameter to Scenario.from_dict, by its own name."""
+    """The cell after the parameters passes every parameter to the one gate: Scenario.from_namespace(globals())."""
     import ast
 
     _, cells = _code_cells(kind)
-    gate = next(c for c in cells if "Scenario.from_dict" in c.source)
+    gate = next(c for c in cells if "Scenario.from_namespace" in c.source)
     call = next(n for n in ast.walk(ast.parse(gate.source)) if isinstance(n, ast.Call)
-                and getattr(n.func, "attr", "") == "from_dict")
-    mapping = call.args[0]
-    keys = [k.value for k in mapping.keys]
-    assert keys == [p.name for p in parameters_for(kind)]
-    assert all(isinstance(v, ast.Name) and v.id == k for k, v in zip(keys, mapping.values))
+                and getattr(n.func, "attr", "") == "from_namespace")
+    assert len(call.args) == 1 and ast.unparse(call.args[0]) == "globals()"
+    namespace = {p.name: p.default for p in PARAMETERS} | {"kind": kind, "results_path": "", "sections": object()}
+    assert Scenario.from_namespace(namespace).parameters() == Scenario.from_dict(
+        {p.name: p.default for p in parameters_for(kind)} | {"kind": kind}).parameters()
+
+
+def test_notebook_parameters_cells_follow_the_definition():
+    """Every notebook's parameters cell is what the definition writes (python -m llmsizing.report.notebooks --write)."""
+    from llmsizing.report.notebooks import main, stale_notebooks
+
+    assert stale_notebooks(NOTEBOOKS) == []
+    assert main(["--dir", str(NOTEBOOKS)]) == 0
+
+
+def test_notebook_parameters_cell_drift_is_caught(tmp_path):
+    import shutil
+
+    from llmsizing.report.notebooks import cell_values, main, parameters_cell, stale_notebooks
+
+    for kind in KINDS:
+        shutil.copy(NOTEBOOKS / f"{kind}.ipynb", tmp_path)
+    nb_path = tmp_path / "serving.ipynb"
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    cell = parameters_cell(nb)
+    cell["source"] = [line for line in cell["source"] if not line.startswith("engine:")]
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert stale_notebooks(tmp_path) == [nb_path]
+    assert main(["--write", "--dir", str(tmp_path)]) == 0
+    assert stale_notebooks(tmp_path) == []
+    values = cell_values("".join(parameters_cell(json.loads(nb_path.read_text(encoding="utf-8")))["source"]))
+    assert values["engine"] == "vllm" and values["users"] == 200, "examples kept, the missing key from the definition"
+    assert nb_path.read_bytes() == (NOTEBOOKS / "serving.ipynb").read_bytes()

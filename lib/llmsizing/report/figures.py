@@ -1,4 +1,4 @@
-"""Report figures: matplotlib charts from a :class:`~llmsizing.study.Study`, legible in print.
+"""Report figures: matplotlib charts from a :class:`~llmsizing.report.study.Study`, legible in print.
 
 No estimation happens here: every plotted value comes from the estimators' results. Figures
 are built on :class:`matplotlib.figure.Figure` directly (no pyplot state, so nothing is shown
@@ -12,15 +12,21 @@ HTML and PDF report) as an embedded PNG with its caption; ``.figure`` is the mat
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from llmsizing.report.study import Study
+from llmsizing.report.tables import gpu_label
 from llmsizing.units import GiB
+from llmsizing.validation.report import figure_predicted_vs_measured
 
 __all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "memory_breakdown", "validation_plot",
            "serving_cost", "time_vs_gpus"]
@@ -78,8 +84,6 @@ class ReportFigure:
 
 
 def _new(height_in: float, ncols: int = 1, sharey: bool = False) -> tuple[Figure, list[Any]]:
-    import matplotlib
-
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(TEXT_WIDTH_IN, height_in), dpi=DPI, layout="constrained")
         axes = fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0]
@@ -88,10 +92,6 @@ def _new(height_in: float, ncols: int = 1, sharey: bool = False) -> tuple[Figure
 
 def _style(fn):
     """Run a figure builder under the report's rc settings."""
-    import functools
-
-    import matplotlib
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(RC):
@@ -112,8 +112,6 @@ def _plain_int(x: float, _pos: Any = None) -> str:
 
 def _log_axis(ax: Any, axis: str = "y", base: int = 10) -> None:
     """Log scale with plain tick labels (1, 2, 5, 10, 20, ... or powers of two); call after plotting."""
-    import math
-
     getattr(ax, f"set_{axis}scale")("log", base=base)
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(FuncFormatter(_plain_int))
@@ -139,10 +137,8 @@ def _tokens_label(n: int) -> str:
 
 
 @_style
-def memory_breakdown(study: Any) -> ReportFigure:
+def memory_breakdown(study: Study) -> ReportFigure:
     """Memory of the most loaded GPU per model (preferred GPU type), stacked by part, against capacity."""
-    from llmsizing.report.tables import gpu_label
-
     sv = study.serving
     models = sv.models
     fig, (ax,) = _new(0.45 * len(models) + 1.3)
@@ -171,10 +167,8 @@ def memory_breakdown(study: Any) -> ReportFigure:
 
 
 @_style
-def context_sweep(study: Any) -> ReportFigure:
+def context_sweep(study: Study) -> ReportFigure:
     """Whole-model memory for the scenario's users against context length; GPUs needed on the preferred type."""
-    from llmsizing.report.tables import gpu_label
-
     sv = study.serving
     styles = _model_styles([m.model for m in sv.models])
     fig, (ax1, ax2) = _new(3.6, ncols=2)
@@ -228,10 +222,8 @@ def _dot_plot(ax: Any, names: list[str], series: list[tuple[str, list[float | No
 
 
 @_style
-def serving_cost(study: Any) -> ReportFigure:
+def serving_cost(study: Study) -> ReportFigure:
     """USD per hour of the smallest fitting deployment, per model and GPU type (dot plot, log scale)."""
-    from llmsizing.report.tables import gpu_label
-
     sv = study.serving
     fig, (ax,) = _new(0.42 * len(sv.models) + 1.2)
     series = []
@@ -251,10 +243,8 @@ def serving_cost(study: Any) -> ReportFigure:
 
 
 @_style
-def gpus_vs_data(study: Any) -> ReportFigure:
+def gpus_vs_data(study: Study) -> ReportFigure:
     """GPUs needed to finish within the deadline against data size, one panel per method."""
-    from llmsizing.report.tables import gpu_label
-
     ft = study.finetune
     models = list(dict.fromkeys(c.model for c in ft.matrix))
     styles = _model_styles(models)
@@ -286,10 +276,8 @@ def gpus_vs_data(study: Any) -> ReportFigure:
 
 
 @_style
-def time_vs_gpus(study: Any) -> ReportFigure:
+def time_vs_gpus(study: Study) -> ReportFigure:
     """Wall-clock time of one run against the GPU count (fixed counts), one line per model."""
-    from llmsizing.report.tables import gpu_label
-
     ft = study.finetune
     models = list(ft.scaling)
     styles = _model_styles(models)
@@ -317,10 +305,8 @@ def time_vs_gpus(study: Any) -> ReportFigure:
 
 
 @_style
-def finetune_cost(study: Any) -> ReportFigure:
+def finetune_cost(study: Study) -> ReportFigure:
     """Cost of one run (first method, middle data size) per model and GPU type (dot plot, log scale)."""
-    from llmsizing.report.tables import gpu_label
-
     ft = study.finetune
     gpus = list(dict.fromkeys(c.gpu for c in ft.by_gpu))
     models = list(dict.fromkeys(c.model for c in ft.by_gpu))
@@ -342,12 +328,10 @@ def finetune_cost(study: Any) -> ReportFigure:
                              "not fit, or no priced instance in the catalog).")
 
 
-def validation_plot(study: Any) -> ReportFigure | None:
+def validation_plot(study: Study) -> ReportFigure | None:
     """Predicted against measured for every scored validation case (ours and the other methods), log-log."""
     if study.validation is None:
         return None
-    from llmsizing.validation.report import figure_predicted_vs_measured
-
     fig = figure_predicted_vs_measured(study.validation)
     return ReportFigure(fig, "Predicted against measured, one panel per category (log-log; on the diagonal = exact). "
                              "Filled markers: this estimator; other markers: the published formulas of other tools "

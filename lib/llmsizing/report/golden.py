@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from llmsizing.errors import SizingError
+from llmsizing.report.results import dumps, results_document
+from llmsizing.report.scenario import load_scenario
+from llmsizing.report.study import run_study
 
 __all__ = ["REL_TOL", "compute", "compare", "diff_text", "golden_path", "main"]
 
@@ -33,10 +36,6 @@ REL_TOL = 1e-9
 
 def compute(params_path: str | Path) -> tuple[str, dict[str, Any]]:
     """``(scenario_name, golden document)`` for one params file."""
-    from llmsizing.report.results import results_document
-    from llmsizing.report.scenario import load_scenario
-    from llmsizing.report.study import run_study
-
     scenario = load_scenario(params_path)
     study = run_study(scenario)
     return scenario.scenario_name, results_document(scenario, study.numbers())
@@ -79,8 +78,6 @@ def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
 
 def diff_text(expected: dict[str, Any] | None, actual: dict[str, Any], name: str = "golden") -> str:
     """What changed, one line per value (``path: old -> new``), then a unified diff of the JSON."""
-    from llmsizing.report.results import dumps
-
     if expected is None:
         return f"{name}: no golden file yet (run: python -m llmsizing.golden --update)"
     old, new = _flatten(expected), _flatten(actual)
@@ -108,8 +105,6 @@ def _params_files(params: Iterable[str | Path] | None, params_dir: Path) -> list
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llmsizing.report.results import dumps
-
     ap = argparse.ArgumentParser(prog="python -m llmsizing.golden", description=__doc__.splitlines()[0])
     ap.add_argument("params", nargs="*", help="params files (default: every params/*.yaml)")
     ap.add_argument("--update", action="store_true", help="rewrite the golden files with the computed results")

@@ -1,6 +1,6 @@
-"""Report text: executive summary, explanations, methodology, and the results.json numbers.
+"""Report text: executive summary, explanations, methodology, audit and validation text.
 
-Every function takes a :class:`~llmsizing.study.Study` and returns a :class:`Narrative`
+Every function takes a :class:`~llmsizing.report.study.Study` and returns a :class:`Narrative`
 (Markdown that a notebook displays as formatted text) or plain data. No estimation happens
 here: numbers come from the study and are only formatted (always with GiB or GB, hours, USD).
 
@@ -15,17 +15,21 @@ import html
 import math
 from typing import Any
 
+from llmsizing.dataset import LANGUAGE_NAMES
+from llmsizing.planner.audit import AuditRow
+from llmsizing.report.study import Study
+from llmsizing.report.tables import gpu_label
 from llmsizing.units import GiB, fmt_hours
+from llmsizing.validation.cases import CATEGORY_LABELS
+from llmsizing.validation.run import OURS, head_to_head
 
 __all__ = [
     "Narrative",
     "assumptions_intro",
-    "audit_rows",
     "audit_section",
     "esc",
     "finetune_intro",
     "methodology",
-    "results_numbers",
     "summary_finetune",
     "summary_intro",
     "summary_serving",
@@ -79,7 +83,7 @@ def _join(items: list[str]) -> str:
 # --------------------------------------------------------------------------- executive summary
 
 
-def _users_sentence(study: Any) -> str:
+def _users_sentence(study: Study) -> str:
     sv = study.serving
     n = sv.users
     if not sv.models:
@@ -103,7 +107,7 @@ def _range(values: list[float], fmt: Any) -> str:
     return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
 
 
-def _finetune_extremes(study: Any) -> str:
+def _finetune_extremes(study: Study) -> str:
     """One sentence per method about the largest data size: GPUs and cost ranges, misses."""
     ft = study.finetune
     largest = ft.data_sizes[-1]
@@ -132,7 +136,7 @@ def _finetune_extremes(study: Any) -> str:
     return " ".join(sentences)
 
 
-def summary_intro(study: Any) -> Narrative:
+def summary_intro(study: Study) -> Narrative:
     """Opening paragraph of the executive summary: what was asked, for whom, and the scenario's notes."""
     sc = study.scenario
     asks = []
@@ -155,12 +159,12 @@ def summary_intro(study: Any) -> Narrative:
     return Narrative("\n\n".join(out))
 
 
-def summary_serving(study: Any) -> Narrative:
+def summary_serving(study: Study) -> Narrative:
     """The executive summary's serving conclusion: weights are shared, the KV cache is per user."""
     return Narrative(_users_sentence(study))
 
 
-def summary_finetune(study: Any) -> Narrative:
+def summary_finetune(study: Study) -> Narrative:
     """The executive summary's fine-tuning conclusion (largest data size per method) and the audit."""
     out = [_finetune_extremes(study)]
     if study.audit is not None:
@@ -173,7 +177,7 @@ def summary_finetune(study: Any) -> Narrative:
 # --------------------------------------------------------------------------- section texts
 
 
-def serving_intro(study: Any) -> Narrative:
+def serving_intro(study: Study) -> Narrative:
     sv = study.serving
     sc = study.scenario
     prec = ("each model in its published checkpoint format" if sc.precision == "native"
@@ -186,7 +190,7 @@ def serving_intro(study: Any) -> Narrative:
         "weights, the runtime reserve and a KV-cache pool large enough for all users.")
 
 
-def users_vs_weights_text(study: Any) -> Narrative:
+def users_vs_weights_text(study: Study) -> Narrative:
     sv = study.serving
     n = sv.users
     return Narrative(
@@ -198,11 +202,9 @@ def users_vs_weights_text(study: Any) -> Narrative:
         "layer). The table shows both numbers.")
 
 
-def finetune_intro(study: Any) -> Narrative:
+def finetune_intro(study: Study) -> Narrative:
     ft = study.finetune
     sc = study.scenario
-    from llmsizing.report.tables import gpu_label
-
     return Narrative(
         f"For each model, method and data size the planner searches GPU counts on {esc(gpu_label(ft.gpu))} "
         "(1, 2, 4, then whole nodes) and, for each count, every layout that fits in GPU memory (tensor, pipeline "
@@ -216,12 +218,10 @@ def finetune_intro(study: Any) -> Narrative:
 
 
 def _language(code: str) -> str:
-    from llmsizing.dataset import LANGUAGE_NAMES
-
     return LANGUAGE_NAMES.get(code, code)
 
 
-def assumptions_intro(study: Any) -> Narrative:
+def assumptions_intro(study: Study) -> Narrative:
     n = len(study.assumptions.table(only_used=True))
     return Narrative(
         f"The estimates above read the {n} named assumptions below — efficiencies, overheads, bytes per token, "
@@ -293,7 +293,7 @@ Cost = nodes × on-demand price per instance-hour × hours.
 """
 
 
-def methodology(study: Any) -> Narrative:
+def methodology(study: Study) -> Narrative:
     """Formulas and sources of the estimates in this report."""
     parts = [_METHOD_COMMON.strip()]
     if study.serving is not None:
@@ -310,23 +310,7 @@ def methodology(study: Any) -> Narrative:
 # --------------------------------------------------------------------------- audit and validation
 
 
-def audit_rows(audit: Any) -> list[dict[str, Any]]:
-    """The audit of the customer's table for results.json: per row what it states and what we find."""
-    out = []
-    for a in audit or []:
-        r, st, rec = a.row, a.stated, a.recommended
-        out.append({
-            "id": r.id, "model": r.model, "method": r.method, "data": r.data, "gpu": r.gpu, "gpus": r.gpus,
-            "weights_fit_in_gpus": a.weights_bytes <= a.gpu_memory_total_bytes,
-            "stated_fits": st.fits, "stated_hours": st.hours if st.fits else None,
-            "stated_meets_deadline": st.meets_deadline,
-            "recommended_gpus": rec.gpus if rec.fits else None, "recommended_hours": rec.hours if rec.fits else None,
-            "recommended_meets_deadline": rec.meets_deadline, "recommended_cost_usd": rec.cost_usd,
-        })
-    return out
-
-
-def _audit_counts(audit: Any) -> dict[str, int]:
+def _audit_counts(audit: list[AuditRow] | None) -> dict[str, int]:
     counts = {"rows": 0, "cannot_hold": 0, "does_not_fit": 0, "late": 0, "more_gpus_than_needed": 0, "ok": 0}
     for a in audit or []:
         counts["rows"] += 1
@@ -343,7 +327,7 @@ def _audit_counts(audit: Any) -> dict[str, int]:
     return counts
 
 
-def audit_summary(audit: Any) -> str:
+def audit_summary(audit: list[AuditRow] | None) -> str:
     """One paragraph: how many rows of the hand-made table hold up, fail to fit, run late or over-provision."""
     c = _audit_counts(audit)
     if not c["rows"]:
@@ -369,7 +353,7 @@ def audit_summary(audit: Any) -> str:
             "needs about 100 × the GPU-hours.")
 
 
-def audit_section(study: Any) -> Narrative:
+def audit_section(study: Study) -> Narrative:
     """Introduction to the audit of the customer's own table."""
     summary = audit_summary(study.audit)
     intro = ("The original request came with a hand-made table of GPUs, CPU cores, memory, storage and network "
@@ -381,14 +365,11 @@ def audit_section(study: Any) -> Narrative:
     return Narrative(intro + (f"\n\n{esc(summary)}" if summary else ""))
 
 
-def validation_summary(study: Any) -> Narrative:
+def validation_summary(study: Study) -> Narrative:
     """How the estimator compares with published measurements and with other tools (empty without validation)."""
     v = study.validation
     if v is None:
         return Narrative("")
-    from llmsizing.validation.cases import CATEGORY_LABELS
-    from llmsizing.validation.run import OURS, head_to_head
-
     scored = [r for r in v.rows if r.case.supported]
     better, total = 0, 0
     losses = []
@@ -415,120 +396,3 @@ def validation_summary(study: Any) -> Narrative:
         text += f"; not in: {_join(losses)}." if losses else "."
     text += " `llmsizing validate` prints every case."
     return Narrative(text)
-
-
-# --------------------------------------------------------------------------- results.json
-
-
-def _serving_numbers(study: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    sv = study.serving
-    head: dict[str, Any] = {}
-    models = []
-    for m in sv.models:
-        by_gpu = {}
-        for g, est in m.by_gpu.items():
-            cl = m.cluster_by_gpu.get(g)
-            lay = est.layout
-            by_gpu[g] = {
-                "fits": est.fits, "gpus": est.gpus if est.fits else None,
-                "nodes": lay.nodes if est.fits else None,
-                "tensor_parallel": lay.tensor_parallel, "pipeline_parallel": lay.pipeline_parallel,
-                "precision": est.precision, "kv_precision": est.kv_precision,
-                "memory_per_gpu": est.memory_per_gpu.to_dict(), "gpu_memory_bytes": est.gpu_memory_bytes,
-                "kv_cache_capacity_tokens": est.kv_cache_capacity_tokens,
-                "max_concurrent_users": est.max_concurrent_users,
-                "decode_tokens_per_s_per_user": est.decode_tokens_per_s_per_user, "ttft_s": est.ttft_s,
-                "instance": cl.instance if cl else None,
-                "cost_usd_per_hour": cl.cost_usd_per_hour if cl else None,
-                "reason": est.reason,
-            }
-        c = m.users_comparison
-        rec = m.recommended
-        rec_cl = m.cluster_by_gpu.get(m.recommended_gpu) if m.recommended_gpu else None
-        models.append({
-            "model": m.model,
-            "by_gpu": by_gpu,
-            "recommended": {"gpu": m.recommended_gpu, "gpus": rec.gpus if rec else None,
-                            "cost_usd_per_hour": rec_cl.cost_usd_per_hour if rec_cl else None},
-            "users_vs_weights": {k: c[k] for k in ("weights_bytes", "kv_cache_bytes_per_user", "total_bytes",
-                                                   "naive_guess_bytes", "naive_over_actual", "context_tokens")},
-            "context_sweep": [{k: p[k] for k in ("context_tokens", "total_bytes", "gpus")} for p in m.sweep],
-        })
-        pref = m.preferred
-        key = f"serving.{m.model}"
-        head[f"{key}.gpus"] = pref.gpus if pref.fits else None
-        head[f"{key}.memory_per_gpu_bytes"] = round(pref.memory_per_gpu.total)
-        head[f"{key}.recommended_gpu"] = m.recommended_gpu
-        head[f"{key}.recommended_gpus"] = rec.gpus if rec else None
-        head[f"{key}.recommended_usd_per_hour"] = rec_cl.cost_usd_per_hour if rec_cl else None
-        head[f"{key}.users_memory_bytes"] = c["total_bytes"]
-        head[f"{key}.naive_guess_bytes"] = c["naive_guess_bytes"]
-    body = {"gpus": list(sv.gpus), "users": sv.users, "context_tokens": sv.context_tokens, "engine": sv.engine,
-            "models": models}
-    return head, body
-
-
-def _cell_numbers(c: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"model": c.model, "method": c.method, "gpu": c.gpu, "data": c.data}
-    if not c.ok:
-        d.update(fits=False, meets_deadline=False, error=c.error)
-        return d
-    p = c.plan
-    cl = p.cluster
-    lay = p.layout
-    d.update({
-        "fits": p.fits, "meets_deadline": p.meets_deadline, "gpus": p.gpus if p.fits else None,
-        "hours": p.hours, "gpu_hours": p.gpu_hours, "cost_usd": p.cost_usd,
-        "dataset_tokens": p.dataset.text_tokens, "train_tokens": p.dataset.train_tokens, "train_flop": p.train_flop,
-        "layout": lay.to_dict(),
-        "memory_per_gpu_bytes": float(p.memory.total) if p.memory is not None else None,
-        "nodes": cl.nodes if cl else None, "instance": cl.instance if cl else None,
-        "cpu_cores": cl.cpu_cores if cl else None, "ram_bytes": cl.ram_bytes if cl else None,
-        "storage_bytes": cl.storage_bytes if cl else None, "network_gbps": cl.network_gbps if cl else None,
-        "rdma_needed": cl.rdma_needed if cl else None, "limit": p.limit,
-    })
-    return d
-
-
-def _finetune_numbers(study: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    ft = study.finetune
-    head: dict[str, Any] = {}
-    for c in ft.matrix:
-        key = f"finetune.{c.model}.{c.method}.{c.data}"
-        p = c.plan
-        head[f"{key}.gpus"] = p.gpus if p is not None and p.fits else None
-        head[f"{key}.hours"] = p.hours if p is not None and p.fits else None
-        head[f"{key}.cost_usd"] = p.cost_usd if p is not None and p.fits else None
-        head[f"{key}.meets_deadline"] = bool(p is not None and p.meets_deadline)
-    body = {
-        "gpu": ft.gpu, "deadline_hours": ft.deadline_hours, "methods": list(ft.methods),
-        "data_sizes": list(ft.data_sizes),
-        "matrix": [_cell_numbers(c) for c in ft.matrix],
-        "by_gpu": {"method": ft.comparison_method, "data": ft.comparison_data,
-                   "cells": [_cell_numbers(c) for c in ft.by_gpu]},
-        "scaling": {m: [{"gpus": c.plan.gpus, "hours": c.plan.hours, "cost_usd": c.plan.cost_usd,
-                         "meets_deadline": c.plan.meets_deadline} for c in cells]
-                    for m, cells in ft.scaling.items()},
-    }
-    return head, body
-
-
-def results_numbers(study: Any) -> dict[str, Any]:
-    """The ``results`` section of results.json: ``headline`` (flat scalars) plus the full tables.
-
-    Sizes are bytes, times hours (``*_hours``, ``hours``) or seconds (``*_s``), costs USD.
-    ``assumptions`` maps every assumption the estimates read to the value used.
-    """
-    out: dict[str, Any] = {"kind": study.scenario.kind}
-    head: dict[str, Any] = {}
-    if study.serving is not None:
-        h, out["serving"] = _serving_numbers(study)
-        head.update(h)
-    if study.finetune is not None:
-        h, out["finetune"] = _finetune_numbers(study)
-        head.update(h)
-    if study.audit is not None:
-        out["audit"] = audit_rows(study.audit)
-    out["headline"] = head
-    out["assumptions"] = {r["name"]: r["value"] for r in study.assumptions.table(only_used=True)}
-    return out

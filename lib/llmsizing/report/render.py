@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from llmsizing import __version__
 from llmsizing.errors import RenderError
 
 __all__ = [
@@ -204,8 +205,6 @@ def _prepare_notebook(nb: Any, meta: Mapping[str, Any], default_title: str) -> N
     and every error output. Fills ``date`` (today) and ``version`` (this library) if absent.
     """
     from nbformat import from_dict
-
-    from llmsizing import __version__
 
     merged: dict[str, Any] = dict(nb.metadata.get("llmsizing", {}))
     merged.update({k: v for k, v in meta.items() if v is not None})

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmsizing.errors import RenderError
+from llmsizing.report.scenario import Scenario
 
 __all__ = ["SCHEMA_VERSION", "canonical", "dumps", "read_results", "results_document", "save_results",
            "write_results"]
@@ -62,8 +63,8 @@ def dumps(doc: Mapping[str, Any]) -> str:
     return json.dumps(canonical(doc), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def results_document(scenario: Any, numbers: Mapping[str, Any]) -> dict[str, Any]:
-    """The results.json document for ``scenario`` (a Scenario) and its headline ``numbers``."""
+def results_document(scenario: Scenario, numbers: Mapping[str, Any]) -> dict[str, Any]:
+    """The results.json document for ``scenario`` and its headline ``numbers``."""
     inputs = dict(scenario.parameters())
     inputs.pop("date", None)
     return {"schema": SCHEMA_VERSION, "scenario": canonical(inputs, "scenario"),
@@ -80,7 +81,7 @@ def write_results(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
     return target
 
 
-def save_results(results_path: str, scenario: Any, numbers: Mapping[str, Any]) -> None:
+def save_results(results_path: str, scenario: Scenario, numbers: Mapping[str, Any]) -> None:
     """Write results.json for a report notebook; an empty ``results_path`` writes nothing.
 
     The runner passes ``results_path="results.json"`` and runs the kernel in the build

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsizing.errors import RenderError, ScenarioError
+from llmsizing.report import render, results
 from llmsizing.report.scenario import Scenario, load_scenario
 
 __all__ = ["FORMATS", "RunResult", "notebooks_dir", "run_scenario", "run_scenarios"]
@@ -91,6 +92,7 @@ def _sha256(path: Path) -> str:
 
 def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
     """Write ``metadata.llmsizing`` (the template's cover) into the executed notebook."""
+    # nbformat (the Jupyter stack) is imported only when a report is built, to keep the CLI's start-up fast.
     import nbformat
 
     nb = nbformat.read(ipynb, as_version=4)
@@ -103,19 +105,17 @@ def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
 
 def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: dict[str, str]) -> None:
     """Add provenance (params file, its hash, version, date) outside the numbers section."""
-    from llmsizing.report.results import read_results, write_results
-
     if not path.is_file():
         raise RenderError(f"notebook {scenario.notebook!r} did not write {RESULTS_FILE} "
                           f"(it must call llmsizing.results.save_results(..., results_path))")
-    doc = read_results(path)
+    doc = results.read_results(path)
     doc["provenance"] = {
         "params_file": params_path.name,
         "params_sha256": _sha256(params_path),
         "version": cover["version"],
         "date": cover["date"],
     }
-    write_results(path, doc)
+    results.write_results(path, doc)
 
 
 def _move_into_place(build: Path, target: Path) -> None:
@@ -148,8 +148,6 @@ def run_scenario(
     :class:`~llmsizing.errors.RenderError` when executing or rendering fails; in both cases
     the previous report folder, if any, is untouched and no build folder is left behind.
     """
-    from llmsizing.report import render
-
     t0 = time.perf_counter()
     formats = parse_formats(to)
     params = Path(params_path)

@@ -34,11 +34,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import NoFitError, ScenarioError
+from llmsizing.planner import cluster
+from llmsizing.planner import plans as planner
+from llmsizing.planner.audit import AuditRow, audit_table
+from llmsizing.planner.cluster import ServingCluster
+from llmsizing.planner.request import FinetunePlan
 from llmsizing.report.scenario import Scenario
+from llmsizing.serving import estimate as serving
+from llmsizing.serving.estimate import ServingEstimate
+from llmsizing.specs import ModelSpec
+from llmsizing.validation.run import ValidationResult, run_validation
 
-__all__ = ["FinetuneCell", "FinetuneStudy", "ServingModel", "ServingStudy", "Study", "run_study",
+__all__ = ["FinetuneCell", "FinetuneStudy", "ServingModel", "ServingStudy", "Study", "results_numbers", "run_study",
            "SCALING_GPU_COUNTS"]
 
 #: GPU counts of the time-against-GPU-count figure.
@@ -54,19 +64,19 @@ class ServingModel:
 
     model: str
     name: str
-    by_gpu: dict[str, Any]                     # gpu slug -> serving.ServingEstimate
-    cluster_by_gpu: dict[str, Any]             # gpu slug -> cluster.ServingCluster (fitting options)
+    by_gpu: dict[str, ServingEstimate]         # gpu slug -> estimate
+    cluster_by_gpu: dict[str, ServingCluster]  # gpu slug -> cloud instances (fitting options)
     recommended_gpu: str | None
     users_comparison: dict[str, Any]           # serving.users_memory_comparison(...)
     sweep: list[dict[str, Any]]                # per context: whole-model memory, GPUs on the preferred type
 
     @property
-    def preferred(self) -> Any:
+    def preferred(self) -> ServingEstimate:
         """The estimate on the scenario's preferred GPU type (the first listed)."""
         return next(iter(self.by_gpu.values()))
 
     @property
-    def recommended(self) -> Any | None:
+    def recommended(self) -> ServingEstimate | None:
         return self.by_gpu.get(self.recommended_gpu) if self.recommended_gpu else None
 
 
@@ -80,15 +90,11 @@ class ServingStudy:
 
 
 def _serving_study(sc: Scenario, a: Assumptions) -> ServingStudy:
-    from llmsizing import catalog
-    from llmsizing.planner import cluster
-    from llmsizing.serving import estimate as serving
-
     rows = []
     for m in sc.models:
         spec = catalog.load_model(m)
-        by_gpu: dict[str, Any] = {}
-        clusters: dict[str, Any] = {}
+        by_gpu: dict[str, ServingEstimate] = {}
+        clusters: dict[str, ServingCluster] = {}
         for g in sc.gpus:
             est = serving.serve(spec, g, users=sc.users, context_tokens=sc.context_tokens,
                                 precision=sc.serving_precision, kv_precision=sc.serving_kv_precision,
@@ -133,7 +139,7 @@ class FinetuneCell:
     method: str
     gpu: str
     data: str
-    plan: Any | None = None          # planner.FinetunePlan
+    plan: FinetunePlan | None = None
     error: str = ""
 
     @property
@@ -161,10 +167,8 @@ class FinetuneStudy:
         raise KeyError((model, method, data))
 
 
-def _plan(sc: Scenario, a: Assumptions, spec: Any, method: str, gpu: str, data: str,
+def _plan(sc: Scenario, a: Assumptions, spec: ModelSpec, method: str, gpu: str, data: str,
           gpus: int | None = None) -> FinetuneCell:
-    from llmsizing.planner import plans as planner
-
     try:
         plan = planner.plan_finetune(spec, method, gpu, data, deadline=sc.deadline, epochs=sc.epochs,
                                      language=sc.language, gpus=gpus, seq_len=sc.seq_len,
@@ -176,8 +180,6 @@ def _plan(sc: Scenario, a: Assumptions, spec: Any, method: str, gpu: str, data: 
 
 
 def _finetune_study(sc: Scenario, a: Assumptions) -> FinetuneStudy:
-    from llmsizing import catalog
-
     specs = [catalog.load_model(m) for m in sc.models]
     gpu = sc.gpus[0]
     data_sizes = tuple(str(d) for d in sc.data_sizes)
@@ -207,13 +209,11 @@ class Study:
     assumptions: Assumptions
     serving: ServingStudy | None = None
     finetune: FinetuneStudy | None = None
-    audit: Any | None = None
-    validation: Any | None = None    # validation.run.ValidationResult (customer reports; not in results.json)
+    audit: list[AuditRow] | None = None
+    validation: ValidationResult | None = None    # customer reports; not in results.json
 
     def numbers(self) -> dict[str, Any]:
-        """The ``results`` section of results.json (see :mod:`llmsizing.report` for the layout)."""
-        from llmsizing.report.narrative import results_numbers
-
+        """The ``results`` section of results.json (see :func:`results_numbers`)."""
         return results_numbers(self)
 
 
@@ -231,23 +231,148 @@ def run_study(scenario: Scenario) -> Study:
     return study
 
 
-def _validation() -> Any | None:
-    """Our estimates against published measurements (``llmsizing.validation``), when that package is present.
+def _validation() -> ValidationResult:
+    """Our estimates against published measurements (``llmsizing.validation``).
 
     Default assumptions, independent of the scenario; shown in an appendix, not in results.json
     (the validation set has its own golden file).
     """
-    try:
-        from llmsizing.validation.run import run_validation
-    except ImportError:
-        return None
     return run_validation()
 
 
-def _audit(a: Assumptions) -> Any | None:
-    """The audit of the customer's own table (``llmsizing.audit``: one ``AuditRow`` per row), when present."""
-    try:
-        from llmsizing.planner import audit
-    except ImportError:
-        return None
-    return audit.audit_table(assumptions=a)
+def _audit(a: Assumptions) -> list[AuditRow]:
+    """The audit of the customer's own table (``llmsizing.planner.audit``: one ``AuditRow`` per row)."""
+    return audit_table(assumptions=a)
+
+
+# --------------------------------------------------------------------------- results.json
+
+
+def audit_rows(audit: list[AuditRow] | None) -> list[dict[str, Any]]:
+    """The audit of the customer's table for results.json: per row what it states and what we find."""
+    out = []
+    for a in audit or []:
+        r, st, rec = a.row, a.stated, a.recommended
+        out.append({
+            "id": r.id, "model": r.model, "method": r.method, "data": r.data, "gpu": r.gpu, "gpus": r.gpus,
+            "weights_fit_in_gpus": a.weights_bytes <= a.gpu_memory_total_bytes,
+            "stated_fits": st.fits, "stated_hours": st.hours if st.fits else None,
+            "stated_meets_deadline": st.meets_deadline,
+            "recommended_gpus": rec.gpus if rec.fits else None, "recommended_hours": rec.hours if rec.fits else None,
+            "recommended_meets_deadline": rec.meets_deadline, "recommended_cost_usd": rec.cost_usd,
+        })
+    return out
+
+
+def _serving_numbers(study: Study) -> tuple[dict[str, Any], dict[str, Any]]:
+    sv = study.serving
+    head: dict[str, Any] = {}
+    models = []
+    for m in sv.models:
+        by_gpu = {}
+        for g, est in m.by_gpu.items():
+            cl = m.cluster_by_gpu.get(g)
+            lay = est.layout
+            by_gpu[g] = {
+                "fits": est.fits, "gpus": est.gpus if est.fits else None,
+                "nodes": lay.nodes if est.fits else None,
+                "tensor_parallel": lay.tensor_parallel, "pipeline_parallel": lay.pipeline_parallel,
+                "precision": est.precision, "kv_precision": est.kv_precision,
+                "memory_per_gpu": est.memory_per_gpu.to_dict(), "gpu_memory_bytes": est.gpu_memory_bytes,
+                "kv_cache_capacity_tokens": est.kv_cache_capacity_tokens,
+                "max_concurrent_users": est.max_concurrent_users,
+                "decode_tokens_per_s_per_user": est.decode_tokens_per_s_per_user, "ttft_s": est.ttft_s,
+                "instance": cl.instance if cl else None,
+                "cost_usd_per_hour": cl.cost_usd_per_hour if cl else None,
+                "reason": est.reason,
+            }
+        c = m.users_comparison
+        rec = m.recommended
+        rec_cl = m.cluster_by_gpu.get(m.recommended_gpu) if m.recommended_gpu else None
+        models.append({
+            "model": m.model,
+            "by_gpu": by_gpu,
+            "recommended": {"gpu": m.recommended_gpu, "gpus": rec.gpus if rec else None,
+                            "cost_usd_per_hour": rec_cl.cost_usd_per_hour if rec_cl else None},
+            "users_vs_weights": {k: c[k] for k in ("weights_bytes", "kv_cache_bytes_per_user", "total_bytes",
+                                                   "naive_guess_bytes", "naive_over_actual", "context_tokens")},
+            "context_sweep": [{k: p[k] for k in ("context_tokens", "total_bytes", "gpus")} for p in m.sweep],
+        })
+        pref = m.preferred
+        key = f"serving.{m.model}"
+        head[f"{key}.gpus"] = pref.gpus if pref.fits else None
+        head[f"{key}.memory_per_gpu_bytes"] = round(pref.memory_per_gpu.total)
+        head[f"{key}.recommended_gpu"] = m.recommended_gpu
+        head[f"{key}.recommended_gpus"] = rec.gpus if rec else None
+        head[f"{key}.recommended_usd_per_hour"] = rec_cl.cost_usd_per_hour if rec_cl else None
+        head[f"{key}.users_memory_bytes"] = c["total_bytes"]
+        head[f"{key}.naive_guess_bytes"] = c["naive_guess_bytes"]
+    body = {"gpus": list(sv.gpus), "users": sv.users, "context_tokens": sv.context_tokens, "engine": sv.engine,
+            "models": models}
+    return head, body
+
+
+def _cell_numbers(c: FinetuneCell) -> dict[str, Any]:
+    d: dict[str, Any] = {"model": c.model, "method": c.method, "gpu": c.gpu, "data": c.data}
+    if not c.ok:
+        d.update(fits=False, meets_deadline=False, error=c.error)
+        return d
+    p = c.plan
+    cl = p.cluster
+    lay = p.layout
+    d.update({
+        "fits": p.fits, "meets_deadline": p.meets_deadline, "gpus": p.gpus if p.fits else None,
+        "hours": p.hours, "gpu_hours": p.gpu_hours, "cost_usd": p.cost_usd,
+        "dataset_tokens": p.dataset.text_tokens, "train_tokens": p.dataset.train_tokens, "train_flop": p.train_flop,
+        "layout": lay.to_dict(),
+        "memory_per_gpu_bytes": float(p.memory.total) if p.memory is not None else None,
+        "nodes": cl.nodes if cl else None, "instance": cl.instance if cl else None,
+        "cpu_cores": cl.cpu_cores if cl else None, "ram_bytes": cl.ram_bytes if cl else None,
+        "storage_bytes": cl.storage_bytes if cl else None, "network_gbps": cl.network_gbps if cl else None,
+        "rdma_needed": cl.rdma_needed if cl else None, "limit": p.limit,
+    })
+    return d
+
+
+def _finetune_numbers(study: Study) -> tuple[dict[str, Any], dict[str, Any]]:
+    ft = study.finetune
+    head: dict[str, Any] = {}
+    for c in ft.matrix:
+        key = f"finetune.{c.model}.{c.method}.{c.data}"
+        p = c.plan
+        head[f"{key}.gpus"] = p.gpus if p is not None and p.fits else None
+        head[f"{key}.hours"] = p.hours if p is not None and p.fits else None
+        head[f"{key}.cost_usd"] = p.cost_usd if p is not None and p.fits else None
+        head[f"{key}.meets_deadline"] = bool(p is not None and p.meets_deadline)
+    body = {
+        "gpu": ft.gpu, "deadline_hours": ft.deadline_hours, "methods": list(ft.methods),
+        "data_sizes": list(ft.data_sizes),
+        "matrix": [_cell_numbers(c) for c in ft.matrix],
+        "by_gpu": {"method": ft.comparison_method, "data": ft.comparison_data,
+                   "cells": [_cell_numbers(c) for c in ft.by_gpu]},
+        "scaling": {m: [{"gpus": c.plan.gpus, "hours": c.plan.hours, "cost_usd": c.plan.cost_usd,
+                         "meets_deadline": c.plan.meets_deadline} for c in cells]
+                    for m, cells in ft.scaling.items()},
+    }
+    return head, body
+
+
+def results_numbers(study: Study) -> dict[str, Any]:
+    """The ``results`` section of results.json: ``headline`` (flat scalars) plus the full tables.
+
+    Sizes are bytes, times hours (``*_hours``, ``hours``) or seconds (``*_s``), costs USD.
+    ``assumptions`` maps every assumption the estimates read to the value used.
+    """
+    out: dict[str, Any] = {"kind": study.scenario.kind}
+    head: dict[str, Any] = {}
+    if study.serving is not None:
+        h, out["serving"] = _serving_numbers(study)
+        head.update(h)
+    if study.finetune is not None:
+        h, out["finetune"] = _finetune_numbers(study)
+        head.update(h)
+    if study.audit is not None:
+        out["audit"] = audit_rows(study.audit)
+    out["headline"] = head
+    out["assumptions"] = {r["name"]: r["value"] for r in study.assumptions.table(only_used=True)}
+    return out

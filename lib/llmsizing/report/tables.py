@@ -1,4 +1,4 @@
-"""Report tables: pandas DataFrames of formatted cells, from a :class:`~llmsizing.study.Study`.
+"""Report tables: pandas DataFrames of formatted cells, from a :class:`~llmsizing.report.study.Study`.
 
 No estimation happens here: every value comes from the estimators' results; this module only
 picks, orders and formats them. Units are in the column headers ("Weights (GiB)"), never a
@@ -18,7 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from llmsizing.units import GiB
+from llmsizing import catalog
+from llmsizing.report.study import FinetuneCell, FinetuneStudy, Study
+from llmsizing.serving.estimate import ServingEstimate
+from llmsizing.units import GiB, fmt_count, fmt_gb, fmt_hours
+from llmsizing.validation.cases import CATEGORY_LABELS
+from llmsizing.validation.run import OURS
 
 __all__ = [
     "Table",
@@ -48,23 +53,11 @@ DASH = "—"
 
 def gpu_label(slug: str) -> str:
     """Short display name of a catalog GPU ("H100 SXM5 80GB")."""
-    from llmsizing import catalog
-
     try:
         name = catalog.load_gpu(slug).name
     except Exception:  # noqa: BLE001 - a label must never fail a report
         return slug
     return re.sub(r"^(NVIDIA|AMD|Intel|Huawei)\s+(GeForce\s+)?", "", name)
-
-
-def model_label(slug: str) -> str:
-    """Display name of a catalog model ("DeepSeek-R1-Distill-Qwen-7B")."""
-    from llmsizing import catalog
-
-    try:
-        return catalog.load_model(slug).name
-    except Exception:  # noqa: BLE001
-        return slug
 
 
 def _num(x: float | None, digits: int = 1) -> str:
@@ -88,8 +81,6 @@ def _usd(x: float | None) -> str:
 
 
 def _hours(h: float | None) -> str:
-    from llmsizing.units import fmt_hours
-
     if h is None:
         return DASH
     return "< 0.1 min" if h * 60 < 0.05 else fmt_hours(h)
@@ -104,8 +95,6 @@ def _deadline(hours: float) -> str:
 
 
 def _count(n: float | None) -> str:
-    from llmsizing.units import fmt_count
-
     return DASH if n is None else fmt_count(n)
 
 
@@ -170,7 +159,7 @@ def _table(rows: Sequence[dict[str, Any]], caption: str, notes: Iterable[str] = 
 NBSP = "\u00a0"
 
 
-def _layout(est: Any) -> str:
+def _layout(est: ServingEstimate) -> str:
     lay = est.layout
     parts = [f"TP{NBSP}{lay.tensor_parallel}"]
     if lay.pipeline_parallel > 1:
@@ -180,7 +169,7 @@ def _layout(est: Any) -> str:
     return " × ".join(parts)
 
 
-def serving_summary(study: Any) -> Table:
+def serving_summary(study: Study) -> Table:
     """The smallest deployment of every model on the preferred GPU type."""
     sv = study.serving
     gpu = sv.gpus[0]
@@ -208,7 +197,7 @@ def serving_summary(study: Any) -> Table:
     return _table(rows, f"Serving: smallest deployment on {gpu_label(gpu)}", notes, key="serving")
 
 
-def serving_at_a_glance(study: Any) -> Table:
+def serving_at_a_glance(study: Study) -> Table:
     """Executive summary: GPUs per model on the preferred type, and the cheapest option that fits."""
     sv = study.serving
     pref = gpu_label(sv.gpus[0])
@@ -230,7 +219,7 @@ def serving_at_a_glance(study: Any) -> Table:
     return _table(rows, f"Serving {sv.users} concurrent users: GPUs needed", notes, key="serving-glance")
 
 
-def finetune_at_a_glance(study: Any) -> Table:
+def finetune_at_a_glance(study: Study) -> Table:
     """Executive summary: GPUs per model and data size for the first method, deadline misses flagged."""
     ft = study.finetune
     method = ft.methods[0]
@@ -253,7 +242,7 @@ def finetune_at_a_glance(study: Any) -> Table:
                         "data size", notes, key="finetune-glance")
 
 
-def serving_options(study: Any) -> Table:
+def serving_options(study: Study) -> Table:
     """Every model on every candidate GPU type: GPUs needed and USD per hour; the recommendation marked."""
     sv = study.serving
     rows = []
@@ -275,7 +264,7 @@ def serving_options(study: Any) -> Table:
     return _table(rows, "Serving options across GPU types", notes, key="serving-options")
 
 
-def users_vs_weights(study: Any) -> Table:
+def users_vs_weights(study: Study) -> Table:
     """Weights once + KV per user, against the "users × the weights" guess."""
     sv = study.serving
     n = sv.users
@@ -299,7 +288,7 @@ def users_vs_weights(study: Any) -> Table:
 # --------------------------------------------------------------------------- fine-tuning
 
 
-def _cell_text(cell: Any, what: str = "gpus") -> str:
+def _cell_text(cell: FinetuneCell, what: str = "gpus") -> str:
     if not cell.ok:
         return "not possible"
     p = cell.plan
@@ -311,7 +300,7 @@ def _cell_text(cell: Any, what: str = "gpus") -> str:
     return text if p.meets_deadline else f"{text} (misses deadline)"
 
 
-def _matrix_rows(ft: Any, column: str, what: str) -> list[dict[str, Any]]:
+def _matrix_rows(ft: FinetuneStudy, column: str, what: str) -> list[dict[str, Any]]:
     """One row per model × method, one column per data size (``column`` formats its header)."""
     rows = []
     for model in dict.fromkeys(c.model for c in ft.matrix):
@@ -323,7 +312,7 @@ def _matrix_rows(ft: Any, column: str, what: str) -> list[dict[str, Any]]:
     return rows
 
 
-def finetune_matrix(study: Any) -> Table:
+def finetune_matrix(study: Study) -> Table:
     """Models × methods × data sizes: GPUs and time of the smallest plan that meets the deadline."""
     ft = study.finetune
     rows = _matrix_rows(ft, "{d}", "gpus")
@@ -337,7 +326,7 @@ def finetune_matrix(study: Any) -> Table:
     return _table(rows, f"Fine-tuning within {_deadline(ft.deadline_hours)}: GPUs · time", notes, key="finetune-matrix")
 
 
-def finetune_cost_matrix(study: Any) -> Table:
+def finetune_cost_matrix(study: Study) -> Table:
     """Models × methods × data sizes: cost of each run (USD, on-demand instances)."""
     ft = study.finetune
     rows = _matrix_rows(ft, "{d} (USD)", "cost")
@@ -347,10 +336,8 @@ def finetune_cost_matrix(study: Any) -> Table:
     return _table(rows, "Fine-tuning cost per run (USD)", notes, key="finetune-cost")
 
 
-def finetune_bill_of_materials(study: Any, method: str | None = None) -> Table:
+def finetune_bill_of_materials(study: Study, method: str | None = None) -> Table:
     """One row per model × data size for ``method``: GPUs, layout, CPU, RAM, storage, network, time, cost."""
-    from llmsizing.units import fmt_gb
-
     ft = study.finetune
     method = method or ft.methods[0]
     rows = []
@@ -395,7 +382,7 @@ def finetune_bill_of_materials(study: Any, method: str | None = None) -> Table:
     return _table(rows, f"Fine-tuning bill of materials: {method}", notes, key=f"bom-{method}", columns=cols)
 
 
-def finetune_by_gpu(study: Any) -> Table:
+def finetune_by_gpu(study: Study) -> Table:
     """One run (first method, middle data size) on every candidate GPU type: GPUs, time and cost."""
     ft = study.finetune
     gpus = list(dict.fromkeys(c.gpu for c in ft.by_gpu))
@@ -415,7 +402,7 @@ def finetune_by_gpu(study: Any) -> Table:
     return _table(rows, "Fine-tuning across GPU types", notes, key="finetune-by-gpu")
 
 
-def dataset_table(study: Any) -> Table:
+def dataset_table(study: Study) -> Table:
     """How each data size became training tokens, per tokenizer of the models in the study."""
     ft = study.finetune
     rows = []
@@ -461,7 +448,7 @@ def _sized(text: str) -> str:
     return _BARE_G.sub(r"\1GB", text)
 
 
-def assumptions_table(study: Any) -> Table:
+def assumptions_table(study: Study) -> Table:
     """Every assumption the study's estimates read: value (and default when overridden), unit, source."""
     rows = []
     for r in study.assumptions.table(only_used=True):
@@ -490,10 +477,8 @@ def _english(text: str) -> str:
     return " ".join(text.split())
 
 
-def audit_table(study: Any) -> Table | None:
+def audit_table(study: Study) -> Table | None:
     """The customer's own table, row by row, against our estimate (``llmsizing.audit``); None without it."""
-    from llmsizing.units import fmt_gb
-
     if not study.audit:
         return None
     rows = []
@@ -537,14 +522,11 @@ def audit_table(study: Any) -> Table | None:
     return _table(rows, "Audit of the hand-made fine-tuning table", notes, key="audit")
 
 
-def validation_table(study: Any) -> Table | None:
+def validation_table(study: Study) -> Table | None:
     """Our error per validation category (``llmsizing.validation``); None without validation results."""
     v = study.validation
     if v is None:
         return None
-    from llmsizing.validation.cases import CATEGORY_LABELS
-    from llmsizing.validation.run import OURS
-
     rows = []
     for s in v.summaries:
         if s.method != OURS:
@@ -573,7 +555,7 @@ class TableGroup:
         return "\n\n".join(repr(t) for t in self.tables)
 
 
-def other_bills_of_materials(study: Any) -> TableGroup:
+def other_bills_of_materials(study: Study) -> TableGroup:
     """Bills of materials for every method after the first (the first is in the main text)."""
     ft = study.finetune
     return TableGroup([finetune_bill_of_materials(study, m) for m in ft.methods[1:]])

@@ -1,0 +1,418 @@
+"""The scenario vocabulary, defined once: every key a scenario takes, its type, default, help and check.
+
+:data:`PARAMETERS` is the one definition. Everything else derives from it:
+
+* :class:`llmsizing.report.scenario.Scenario` -- one field per parameter, validated by each
+  parameter's ``check`` (:meth:`Scenario.from_dict`, :meth:`Scenario.from_namespace`);
+* the ``parameters`` cell of every notebook (``name: type = value  # help``), written and
+  checked by :mod:`llmsizing.report.notebooks` (``python -m llmsizing.report.notebooks --write``);
+* papermill's ``--help-notebook`` (it reads that cell) and the list of allowed keys in errors.
+
+A new scenario key is one :class:`Parameter` here plus its use.
+
+The checks take ``(value, ctx)`` and return the normalized primitive, or raise
+:class:`~llmsizing.errors.ScenarioError` naming where the value came from and the key.
+PyYAML (YAML 1.1) reads ``1e9`` -- an exponent without a dot -- as the *string* ``'1e9'``.
+Strings are accepted only where documented: data sizes (``'1GB'``, ``'15.6T tokens'``,
+``'1e9'``), the deadline (``'24h'``) and token counts (``'32K'``). Anywhere a plain number
+is expected a numeric-looking string is rejected with a message saying how to write it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from llmsizing import catalog
+from llmsizing.assumptions import Assumptions
+from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
+                               OPTIMIZERS, TRAIN_PRECISIONS)
+from llmsizing.errors import CatalogError, ScenarioError
+from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes
+
+__all__ = [
+    "KINDS",
+    "MAX_NAME_CHARS",
+    "MAX_PARAMS_FILE_BYTES",
+    "MAX_TEXT_CHARS",
+    "PARAMETERS",
+    "Parameter",
+    "parameter",
+    "parameters_for",
+    "parse_tokens",
+]
+
+#: Report kinds; each has a notebook ``notebooks/<kind>.ipynb``.
+KINDS = ("serving", "finetune", "customer")
+
+#: Longest scenario name (it becomes a folder name).
+MAX_NAME_CHARS = 80
+#: Longest free-text value (customer, title, notes).
+MAX_TEXT_CHARS = {"customer": 200, "title": 200, "notes": 4000}
+#: Largest params file read.
+MAX_PARAMS_FILE_BYTES = 200_000
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
+_NUMERIC_STR_RE = re.compile(r"^\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
+_TOKENS_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?)\s*(?P<prefix>[KkMm]i?)?\s*(?:tokens?)?\s*$")
+
+
+# --------------------------------------------------------------------------- checks
+# Each check takes (value, ctx) and returns the normalized primitive, or raises ScenarioError.
+# ``ctx.where`` names the file (or "notebook parameters"), ``ctx.key`` the key.
+
+
+@dataclass(frozen=True)
+class Ctx:
+    where: str
+    key: str
+
+    def fail(self, problem: str) -> ScenarioError:
+        return ScenarioError(f"{self.where}: key '{self.key}': {problem}")
+
+
+def type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _numeric_string_hint(value: Any) -> str:
+    if isinstance(value, str) and _NUMERIC_STR_RE.match(value):
+        if "e" in value.lower():
+            return (f" ({value!r} is text: YAML 1.1 reads an exponent without a dot, like 1e9, as a string;"
+                    f" write 1.0e+9 or the plain number)")
+        return f" ({value!r} is quoted text; write the number without quotes)"
+    return ""
+
+
+def _str(value: Any, ctx: Ctx, *, max_chars: int = 200, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise ctx.fail(f"expected a string, got {type_name(value)} {value!r}")
+    if not allow_empty and not value.strip():
+        raise ctx.fail("must not be empty")
+    if len(value) > max_chars:
+        raise ctx.fail(f"is {len(value)} characters long; at most {max_chars} allowed")
+    if "\x00" in value:
+        raise ctx.fail("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON-style escapes of a character beyond U+FFFF ("\ud83d\ude80") reach us from YAML as two
+        # surrogates: join such pairs; a lone surrogate ("\ud800") cannot be written to the report.
+        try:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            raise ctx.fail("contains a character that is not valid Unicode (a lone surrogate such as "
+                           "\\ud800)") from None
+    return value
+
+
+def _text(limit: int) -> Callable[[Any, Ctx], str]:
+    def check(value: Any, ctx: Ctx) -> str:
+        return _str(value, ctx, max_chars=limit)
+
+    return check
+
+
+def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[Any, Ctx], int]:
+    def check(value: Any, ctx: Ctx) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ctx.fail(f"expected an integer, got {type_name(value)} {value!r}{_numeric_string_hint(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and <= {maximum}" if maximum is not None else ""
+            raise ctx.fail(f"must be >= {minimum}{upper}, got {value}")
+        return value
+
+    return check
+
+
+def _float(minimum: float = 0.0, maximum: float | None = None, *, open_min: bool = True) -> Callable[[Any, Ctx], float]:
+    def check(value: Any, ctx: Ctx) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ctx.fail(f"expected a number, got {type_name(value)} {value!r}{_numeric_string_hint(value)}")
+        value = float(value)
+        low_bad = value <= minimum if open_min else value < minimum
+        if not math.isfinite(value) or low_bad or (maximum is not None and value > maximum):
+            lo = ">" if open_min else ">="
+            upper = f" and <= {maximum}" if maximum is not None else ""
+            raise ctx.fail(f"must be a finite number {lo} {minimum}{upper}, got {value!r}")
+        return value
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any, Ctx], str]:
+    def check(value: Any, ctx: Ctx) -> str:
+        _str(value, ctx)
+        if value not in choices:
+            raise ctx.fail(f"unknown value {value!r}; choose one of: {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _list_of(item: Callable[[Any, Ctx], Any], *, min_items: int = 1, max_items: int = 64,
+             unique: bool = True) -> Callable[[Any, Ctx], list]:
+    def check(value: Any, ctx: Ctx) -> list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ctx.fail(f"expected a list, got {type_name(value)} {value!r}")
+        if not min_items <= len(value) <= max_items:
+            raise ctx.fail(f"expected {min_items} to {max_items} items, got {len(value)}")
+        out = []
+        for i, v in enumerate(value):
+            out.append(item(v, Ctx(ctx.where, f"{ctx.key}[{i}]")))
+        if unique:
+            seen: set = set()
+            for i, v in enumerate(out):
+                if v in seen:
+                    raise Ctx(ctx.where, f"{ctx.key}[{i}]").fail(f"{v!r} is listed twice")
+                seen.add(v)
+        return out
+
+    return check
+
+
+def _slug(value: Any, ctx: Ctx) -> str:
+    _str(value, ctx, max_chars=MAX_NAME_CHARS, allow_empty=False)
+    if not SLUG_RE.match(value) or ".." in value:
+        raise ctx.fail(
+            f"{value!r} is not a safe folder name: use lower-case letters, digits, '-', '_' and '.', "
+            f"starting and ending with a letter or digit, no '/' and no '..' (e.g. 'acme-chat-70b')"
+        )
+    return value
+
+
+def _model(value: Any, ctx: Ctx) -> str:
+    _str(value, ctx, allow_empty=False)
+    try:
+        spec = catalog.load_model(value)
+    except CatalogError as exc:
+        raise ctx.fail(str(exc)) from None
+    entry = catalog.model_entry(spec)
+    return spec.slug if entry is not None else value
+
+
+def _gpu(value: Any, ctx: Ctx) -> str:
+    _str(value, ctx, allow_empty=False)
+    try:
+        return catalog.load_gpu(value).slug
+    except CatalogError as exc:
+        raise ctx.fail(str(exc)) from None
+
+
+def _precision(value: Any, ctx: Ctx) -> str:
+    _str(value, ctx, allow_empty=False)
+    if value == "native":
+        return value
+    try:
+        return catalog.load_precision(value).slug
+    except CatalogError as exc:
+        raise ctx.fail(f"{exc}, or 'native' (the checkpoint's own format)") from None
+
+
+def _memory_override(value: Any, ctx: Ctx) -> str:
+    _str(value, ctx)
+    if value:
+        try:
+            parse_memory_bytes(value)
+        except ScenarioError as exc:
+            raise ctx.fail(str(exc)) from None
+    return value
+
+
+def _data_size(value: Any, ctx: Ctx) -> str | int | float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ctx.fail(f"expected a data size such as '1GB', got {type_name(value)} {value!r}")
+    try:
+        parse_data_size(value)
+    except ScenarioError as exc:
+        raise ctx.fail(str(exc)) from None
+    return value
+
+
+def _duration(value: Any, ctx: Ctx) -> str | int | float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ctx.fail(f"expected a duration such as '24h', got {type_name(value)} {value!r}")
+    try:
+        parse_duration_s(value)
+    except ScenarioError as exc:
+        raise ctx.fail(str(exc)) from None
+    return value
+
+
+def parse_tokens(value: Any) -> int:
+    """Parse a token count: an integer, or a string such as ``'32K'``, ``'128K tokens'``, ``'1M'``.
+
+    ``K``/``M`` are 1024 and 1024^2 here, as context windows are quoted (``32K`` = 32,768
+    tokens, ``128K`` = 131,072); ``Ki``/``Mi`` mean the same.
+    """
+    if isinstance(value, bool):
+        raise ScenarioError(f"token count {value!r} is not a number")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
+        m = _TOKENS_RE.match(value)
+        if not m:
+            raise ScenarioError(f"cannot parse token count {value!r}; write an integer or e.g. '32K', '128K tokens'")
+        prefix = (m.group("prefix") or "").upper().rstrip("I")
+        n_float = float(m.group("num")) * {"": 1, "K": 1024, "M": 1024**2}[prefix]
+        if not n_float.is_integer():
+            raise ScenarioError(f"token count {value!r} is not a whole number of tokens")
+        n = int(n_float)
+    else:
+        raise ScenarioError(f"token count {value!r} is not a number")
+    if n < 1 or n > 16 * 1024**2:
+        raise ScenarioError(f"token count {value!r} must be between 1 and 16M tokens")
+    return n
+
+
+def _tokens(value: Any, ctx: Ctx) -> int:
+    try:
+        return parse_tokens(value)
+    except ScenarioError as exc:
+        raise ctx.fail(f"{exc}") from None
+
+
+def _date(value: Any, ctx: Ctx) -> str:
+    if isinstance(value, _dt.datetime):
+        value = value.date()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    _str(value, ctx)
+    if value:
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            raise ctx.fail(f"{value!r} is not a date; write YYYY-MM-DD, or leave empty for today") from None
+    return value
+
+
+def _assumptions(value: Any, ctx: Ctx) -> dict:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ctx.fail(f"expected a mapping of assumption name to value, got {type_name(value)} {value!r}")
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ctx.fail(f"assumption names must be strings, got {k!r}")
+        hint = _numeric_string_hint(v)
+        if hint:
+            raise Ctx(ctx.where, f"{ctx.key}.{k}").fail(f"expected a number, got str {v!r}{hint}")
+    try:
+        Assumptions(value)
+    except ScenarioError as exc:
+        raise ctx.fail(str(exc)) from None
+    return dict(value)
+
+
+# --------------------------------------------------------------------------- the definition
+
+#: Python type of a Scenario field per papermill type name (lists become tuples in a Scenario).
+_FIELD_TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "list": tuple, "dict": Mapping}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One scenario key: type (as papermill documents it), default, help, the kinds that take it, its check.
+
+    ``choices`` is the vocabulary of a one-of key; its check is then :func:`_choice` of it
+    unless ``check`` says otherwise (a list of choices, say).
+    """
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    kinds: tuple[str, ...]
+    check: Callable[[Any, Ctx], Any] | None = field(default=None, repr=False, compare=False)
+    choices: tuple[str, ...] = ()
+
+    def validate(self, value: Any, where: str) -> Any:
+        """The normalized value, or a ScenarioError naming ``where`` and this key."""
+        check = self.check or _choice(self.choices)
+        return check(value, Ctx(where, self.name))
+
+    @property
+    def field_type(self) -> Any:
+        """The type of this key's :class:`~llmsizing.report.scenario.Scenario` field."""
+        return _FIELD_TYPES[self.type]
+
+
+_ALL = KINDS
+_SERVE = ("serving", "customer")
+_TUNE = ("finetune", "customer")
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("kind", "str", "serving", "report kind: serving, finetune or customer (picks the notebook)", _ALL,
+              choices=KINDS),
+    Parameter("scenario_name", "str", "example", "report folder under reports/ (lower-case letters, digits, -)",
+              _ALL, _slug),
+    Parameter("customer", "str", "", "customer name on the cover and running header", _ALL,
+              _text(MAX_TEXT_CHARS["customer"])),
+    Parameter("title", "str", "LLM hardware sizing", "report title on the cover", _ALL,
+              _text(MAX_TEXT_CHARS["title"])),
+    Parameter("notes", "str", "", "free text shown under the executive summary", _ALL,
+              _text(MAX_TEXT_CHARS["notes"])),
+    Parameter("date", "str", "", "report date YYYY-MM-DD (empty: today)", _ALL, _date),
+    Parameter("assumptions", "dict", {}, "assumption overrides {name: value}; see 'llmsizing assumptions'", _ALL,
+              _assumptions),
+    Parameter("models", "list", list(DEEPSEEK_R1_FAMILY), "models: catalog slugs, HF ids or config.json paths",
+              _ALL, _list_of(_model)),
+    Parameter("gpus", "list", ["h100-80gb", "h200", "a100-80gb", "l40s"],
+              "candidate GPU types, preferred first (catalog slugs)", _ALL, _list_of(_gpu, max_items=16)),
+    Parameter("gpu_memory", "str", "", "override the memory of the GPUs, e.g. '24GiB' (empty: catalog)", _ALL,
+              _memory_override),
+    # serving
+    Parameter("users", "int", 3, "concurrent users, each with a full context in flight", _SERVE,
+              _int(1, 1_000_000)),
+    Parameter("context_tokens", "int", 32768, "tokens per user (prompt + output), e.g. 32768 or '32K'", _SERVE,
+              _tokens),
+    Parameter("context_sweep", "list", [4096, 16384, 32768, 65536, 131072],
+              "context lengths for the context-length figure", _SERVE, _list_of(_tokens, max_items=16)),
+    Parameter("precision", "str", "native", "weight precision for serving: native (checkpoint), bf16, fp8, int4, ...",
+              _SERVE, _precision),
+    Parameter("kv_precision", "str", "auto", "KV-cache precision: auto (engine default), bf16, fp16, fp8",
+              _SERVE, choices=KV_PRECISIONS),
+    Parameter("engine", "str", "vllm", "serving engine: vllm, sglang, transformers, llama.cpp", _SERVE,
+              choices=ENGINES),
+    # fine-tuning
+    Parameter("methods", "list", ["lora", "qlora", "full"], "fine-tuning methods: full, lora, qlora", _TUNE,
+              _list_of(_choice(METHODS), max_items=3), choices=METHODS),
+    Parameter("data_sizes", "list", list(CUSTOMER_DATA_SIZES),
+              "dataset sizes: bytes of text ('1GB'), tokens ('1B tokens') or samples ('1K samples')", _TUNE,
+              _list_of(_data_size, max_items=16)),
+    Parameter("language", "str", "en", "language of the training text: en, zh, code, mixed (bytes per token)",
+              _TUNE, choices=LANGUAGES),
+    Parameter("deadline", "str", "24h", "wall-clock deadline per fine-tuning run, e.g. '24h' or '2d'", _TUNE,
+              _duration),
+    Parameter("epochs", "float", 1.0, "passes over the dataset", _TUNE, _float(0.0, 1000.0)),
+    Parameter("seq_len", "int", 4096, "training sequence length in tokens", _TUNE, _tokens),
+    Parameter("lora_rank", "int", 16, "LoRA rank", _TUNE, _int(1, 65536)),
+    Parameter("optimizer", "str", "adamw", "optimizer: adamw, adamw-8bit, paged-adamw-8bit, paged-adamw, sgd, ...",
+              _TUNE, choices=OPTIMIZERS),
+    Parameter("train_precision", "str", "mixed-bf16", "training precision: mixed-bf16, bf16, fp32", _TUNE,
+              choices=TRAIN_PRECISIONS),
+)
+
+_BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def parameter(name: str) -> Parameter | None:
+    """The parameter called ``name``, or None."""
+    return _BY_NAME.get(name)
+
+
+def parameters_for(kind: str) -> tuple[Parameter, ...]:
+    """The parameters a scenario of ``kind`` takes, in notebook order."""
+    if kind not in KINDS:
+        raise ScenarioError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    return tuple(p for p in PARAMETERS if kind in p.kinds)
