@@ -96,8 +96,8 @@ def test_engines_and_options_pass_through(capsys):
 @pytest.mark.parametrize("args,fragment", [
     (("deepseek-r1", "--gpu", "h200", "--users", "0"), "users must be a positive integer, got 0"),
     (("deepseek-r1", "--gpu", "h200", "--users", "-1"), "users must be a positive integer"),
-    (("deepseek-r1", "--gpu", "h200", "--context", "0"), "context must be a positive integer, got 0"),
-    (("deepseek-r1", "--gpu", "h200", "--context", "-5"), "cannot read token count"),
+    (("deepseek-r1", "--gpu", "h200", "--context", "0"), "context must be a positive integer (between 1 and 16M tokens), got 0"),
+    (("deepseek-r1", "--gpu", "h200", "--context", "-5"), "cannot parse token count '-5'"),
     (("deepseek-r1", "--gpu", "h200", "--context", "200000"), "maximum of 163,840 tokens"),
     (("deepseek-r1", "--gpu", "h200", "--context", "1M"), "maximum of 163,840 tokens"),
     (("deepseek-r1", "--gpu", "h200", "--gpus", "3"), "--gpus 3: tensor-parallel size 3 does not divide the 128"),

@@ -84,7 +84,7 @@ def parse_tokens(value: str | int | float, what: str = "token count") -> int:
     elif isinstance(value, str):
         m = _TOKENS_RE.match(value)
         if not m:
-            raise ScenarioError(f"cannot read token count {value!r}; write an integer or e.g. 32768, 32K, 128K tokens")
+            raise ScenarioError(f"cannot parse token count {value!r}; write an integer or e.g. 32768, '32K', '128K tokens'")
         prefix = (m.group("prefix") or "").upper().rstrip("I")
         n_float = float(m.group("num")) * {"": 1, "K": 1024, "M": 1024**2}[prefix]
         if not n_float.is_integer():
@@ -93,7 +93,7 @@ def parse_tokens(value: str | int | float, what: str = "token count") -> int:
     else:
         raise ScenarioError(f"token count {value!r} is not a number")
     if n < 1:
-        raise ScenarioError(f"{what} must be a positive integer, got {value}")
+        raise ScenarioError(f"{what} must be a positive integer (between 1 and 16M tokens), got {value}")
     if n > MAX_TOKENS:
         raise ScenarioError(f"{what} {value!r} exceeds the largest accepted, 16M tokens ({MAX_TOKENS:,})")
     return n

@@ -32,7 +32,7 @@ from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
                                OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes
+from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes, parse_tokens
 
 __all__ = [
     "KINDS",
@@ -58,7 +58,6 @@ MAX_PARAMS_FILE_BYTES = 200_000
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 _NUMERIC_STR_RE = re.compile(r"^\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
-_TOKENS_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?)\s*(?P<prefix>[KkMm]i?)?\s*(?:tokens?)?\s*$")
 
 
 # --------------------------------------------------------------------------- checks
@@ -245,34 +244,6 @@ def _duration(value: Any, ctx: Ctx) -> str | int | float:
     except ScenarioError as exc:
         raise ctx.fail(str(exc)) from None
     return value
-
-
-def parse_tokens(value: Any) -> int:
-    """Parse a token count: an integer, or a string such as ``'32K'``, ``'128K tokens'``, ``'1M'``.
-
-    ``K``/``M`` are 1024 and 1024^2 here, as context windows are quoted (``32K`` = 32,768
-    tokens, ``128K`` = 131,072); ``Ki``/``Mi`` mean the same.
-    """
-    if isinstance(value, bool):
-        raise ScenarioError(f"token count {value!r} is not a number")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int):
-        n = value
-    elif isinstance(value, str):
-        m = _TOKENS_RE.match(value)
-        if not m:
-            raise ScenarioError(f"cannot parse token count {value!r}; write an integer or e.g. '32K', '128K tokens'")
-        prefix = (m.group("prefix") or "").upper().rstrip("I")
-        n_float = float(m.group("num")) * {"": 1, "K": 1024, "M": 1024**2}[prefix]
-        if not n_float.is_integer():
-            raise ScenarioError(f"token count {value!r} is not a whole number of tokens")
-        n = int(n_float)
-    else:
-        raise ScenarioError(f"token count {value!r} is not a number")
-    if n < 1 or n > 16 * 1024**2:
-        raise ScenarioError(f"token count {value!r} must be between 1 and 16M tokens")
-    return n
 
 
 def _tokens(value: Any, ctx: Ctx) -> int:
