@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 from llmsizing.catalog import CATALOG_DIR
-from llmsizing.refresh import plan_refresh, read_manifest
+from llmsizing.refresh.index import read_manifest
+from llmsizing.refresh.plan import plan_refresh
 from llmsizing.report.runner import notebooks_dir
 from llmsizing.report.scenario import load_scenario
 

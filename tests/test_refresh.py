@@ -22,7 +22,11 @@ import pytest
 
 from llmsizing import catalog
 from llmsizing.cli import main
-from llmsizing.refresh import EXIT_BUSY, HISTORY_DIR, INDEX_FILE, LOCK_FILE, MANIFEST_FILE, RefreshBusy, diff_results, format_value, headline, plan_refresh, read_manifest, refresh, refresh_lock, render_index
+from llmsizing.refresh.build import refresh
+from llmsizing.refresh.history import HISTORY_DIR, diff_results, headline
+from llmsizing.refresh.index import INDEX_FILE, MANIFEST_FILE, format_value, read_manifest, render_index
+from llmsizing.refresh.lock import EXIT_BUSY, LOCK_FILE, RefreshBusy, refresh_lock
+from llmsizing.refresh.plan import plan_refresh
 
 DATA = Path(__file__).parent / "data"
 NOTEBOOKS = DATA / "notebooks"
@@ -319,7 +323,7 @@ def test_refresh_builds_skips_and_follows_one_catalog_change(params: Path, out: 
     assert read_manifest(out)["scenarios"]["alpha"]["built_at"] == entry["built_at"]
 
     # Planning does not import the estimator or rendering stack.
-    probe = ("import sys; from llmsizing.refresh import refresh; "
+    probe = ("import sys; from llmsizing.refresh.build import refresh; "
              f"r = refresh([{str(params)!r}], {str(out)!r}, to='html'); assert not r.built, r.to_dict(); "
              f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
@@ -425,7 +429,7 @@ def test_two_refreshes_at_once_leave_every_report_whole(params: Path, out: Path)
 
 @pytest.mark.unit
 def test_publish_keeps_history_and_prunes(tmp_path: Path) -> None:
-    from llmsizing.refresh import history_entries, publish_report
+    from llmsizing.refresh.history import history_entries, publish_report
 
     out = tmp_path / "reports"
     report = out / "s"

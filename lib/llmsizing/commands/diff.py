@@ -15,7 +15,9 @@ from llmsizing.commands.output import print_json
 def _cmd_diff(args: argparse.Namespace) -> int:
     # Imported here, not at the top: llmsizing.refresh brings the report runner and jinja2 (about
     # 50 ms), which every other command and `llmsizing --help` would pay for.
-    from llmsizing.refresh import diff_report, format_value, scenario_name
+    from llmsizing.refresh.history import diff_report
+    from llmsizing.refresh.index import format_value
+    from llmsizing.refresh.plan import scenario_name
 
     name = scenario_name(args.scenario)
     doc = diff_report(args.out, name, args.against, args.all)

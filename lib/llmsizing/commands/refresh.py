@@ -18,7 +18,8 @@ from llmsizing.commands.output import print_json
 def _cmd_refresh(args: argparse.Namespace) -> int:
     # Imported here, not at the top: llmsizing.refresh brings the report runner, jinja2 and
     # multiprocessing (about 50 ms), which every other command and `llmsizing --help` would pay for.
-    from llmsizing.refresh import EXIT_BUSY, RefreshBusy, refresh
+    from llmsizing.refresh.build import refresh
+    from llmsizing.refresh.lock import EXIT_BUSY, RefreshBusy
 
     try:
         report = refresh(

@@ -223,14 +223,19 @@ def kv_per_user_bytes(plan: Plan, kv_layer_bytes: float, n_full: int, n_slide: i
     """KV bytes one user holds on one GPU: per-layer bytes × (full layers × block-rounded context + sliding
     layers × window). llama.cpp allocates one cache of n_ctx = users × context padded to 256, shared out."""
     spec = plan.spec
+    if plan.engine == "llama.cpp":
+        # one cache of n_ctx = users × context cells padded up to the pad size; sliding-window layers
+        # hold users × window cells, padded the same way and never more than the full cache
+        # (llama.cpp src/llama-kv-cache.cpp, the unified and the iSWA caches)
+        pad = plan.a["llamacpp_ctx_pad_tokens"]
+        users = plan.users
+        cells = -(-users * plan.context_tokens // pad) * pad
+        slide = users * min(plan.context_tokens, spec.sliding_window or plan.context_tokens)
+        cells_slide = min(cells, -(-slide // pad) * pad)
+        return kv_layer_bytes * (n_full * cells + n_slide * cells_slide) / users
     held = kv_tokens_held(plan.context_tokens, plan.block_size)
     held_slide = kv_tokens_held(plan.context_tokens, plan.block_size, spec.sliding_window)
-    per_user = kv_layer_bytes * (n_full * held + n_slide * held_slide)
-    if plan.engine == "llama.cpp":
-        pad = plan.a["llamacpp_ctx_pad_tokens"]
-        total = plan.users * plan.context_tokens
-        per_user *= (-(-total // pad) * pad) / total
-    return per_user
+    return kv_layer_bytes * (n_full * held + n_slide * held_slide)
 
 
 def evaluate_layout(plan: Plan, layout: Layout) -> LayoutMemory:
