@@ -44,7 +44,7 @@ def tokenizer_family(spec: ModelSpec) -> str:
     """Tokenizer family of a model, from its architecture family and vocabulary size.
 
     DeepSeek-R1-Distill-Qwen uses the Qwen2 tokenizer, -Distill-Llama the Llama 3 one
-    (catalog.md §1: "we slightly change their configs and tokenizers" — the vocabularies stay).
+    (docs/references.md §1d, from the DeepSeek-R1 README: "we slightly change their configs and tokenizers" — the vocabularies stay).
     gpt-oss (o200k) and Qwen3 are counted with the cl100k-like Qwen2 class; MPT with the 32K class.
     """
     fam = spec.family

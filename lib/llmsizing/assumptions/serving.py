@@ -1,8 +1,8 @@
 """Serving assumptions: engine defaults, runtime overheads and roofline efficiencies.
 
 Every constant the serving estimator (``llmsizing.serving``, ``llmsizing.roofline``) uses lives here
-with its source. Values calibrated on a published case name the case id in
-``shared/reference/calibration.yaml`` (or the public log they come from) in ``source``.
+with its source. Values calibrated on a published case name the case (its id in the validation set,
+``lib/llmsizing/validation/cases.yaml``, or the public log it comes from) in ``source``.
 """
 
 from llmsizing.assumptions import Assumption
@@ -230,7 +230,7 @@ ASSUMPTIONS = (
         "decode_bandwidth_efficiency", 0.85, "fraction",
         "Calibrated on lmdeploy#210 (InternLM/lmdeploy issue 210): Llama-2-7B fp16, batch 1 on one A10 "
         "(600 GB/s) decodes at 27 ms/token with TurboMind; with the per-layer and per-step times below, 0.85 of "
-        "peak gives 28.5 ms. LLM-Viewer#4 (anchors.md 1.5): a pure roofline is 1.44-1.91x faster than TRT-LLM, "
+        "peak gives 28.5 ms. LLM-Viewer#4 (github.com/hahnyuan/LLM-Viewer issue 4): a pure roofline is 1.44-1.91x faster than TRT-LLM, "
         "which these factors absorb",
         "Fraction of peak HBM/GDDR bandwidth reached when reading dense weights and the KV cache in decode.",
         "serving-roofline",
