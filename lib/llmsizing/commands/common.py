@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
-from llmsizing.units import parse_scalar
+from llmsizing.units import parse_scalar, parse_tokens
 
 
 def add_set_argument(p: argparse.ArgumentParser) -> None:
@@ -28,3 +28,14 @@ def assumption_overrides(sets: Sequence[str]) -> dict[str, Any]:
         out[name] = parse_scalar(value.strip())
     Assumptions(out)  # one line naming the bad name or value, before anything runs
     return out
+
+
+def tokens_arg(what: str):
+    """An argparse ``type=`` for a token count (``4096``, ``4K``): ``units.parse_tokens`` naming ``what``."""
+    def parse(text: str) -> int:
+        try:
+            return parse_tokens(text, what)
+        except ScenarioError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = what
+    return parse

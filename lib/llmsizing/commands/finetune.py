@@ -9,7 +9,7 @@ import re
 from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
 from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS, TOKENIZER_FAMILIES, TRAIN_PRECISIONS,
                                ZERO_STAGES)
-from llmsizing.commands.common import add_set_argument, assumption_overrides
+from llmsizing.commands.common import add_set_argument, assumption_overrides, tokens_arg
 from llmsizing.commands.output import print_json
 from llmsizing.planner.audit import audit_table, default_table_path
 from llmsizing.planner.plans import plan_finetune
@@ -125,7 +125,8 @@ def register(sub) -> None:
     p.add_argument("--language", choices=LANGUAGES, default="en", help="language of the text (bytes → tokens)")
     p.add_argument("--tokenizer", choices=TOKENIZER_FAMILIES, default=None, help="tokenizer family (default: the model's)")
     p.add_argument("--padding", action="store_true", help="pad each batch instead of packing sequences")
-    p.add_argument("--seq-len", type=int, default=4096, help="training sequence length in tokens (default 4096)")
+    p.add_argument("--seq-len", type=tokens_arg("seq-len"), default=4096,
+                   help="training sequence length in tokens: 4096 or 4K (default 4096)")
     p.add_argument("--micro-batch", type=int, default=None, help="sequences per GPU per micro-step (default: search)")
     _bool_flag(p, "gradient-checkpointing", "recompute activations in backward (default: search)")
     p.add_argument("--precision", choices=TRAIN_PRECISIONS, default="mixed-bf16", help="training precision")

@@ -88,7 +88,7 @@ def register(sub) -> None:
     p.add_argument("--gpus", type=int, default=None,
                    help="evaluate this many GPUs (default: the smallest layout that fits)")
     p.add_argument("--precision", default=None,
-                   help="weights: bf16, fp16, fp8 (the model's FP8 checkpoint, e.g. 128x128 blocks for "
+                   help="weights: native (the checkpoint's own, default), bf16, fp16, fp8 (the model's FP8 checkpoint, e.g. 128x128 blocks for "
                         "DeepSeek-R1), int8, int4, or a catalog format (q4_k_m, ...); default: the checkpoint's")
     p.add_argument("--kv-precision", default=None, help="KV cache: bf16, fp16, fp8 (llama.cpp: q8_0, q4_0); "
                                                        "default: the model dtype")

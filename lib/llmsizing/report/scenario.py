@@ -143,7 +143,7 @@ class _ScenarioMethods:
     @property
     def serving_precision(self) -> str | None:
         """Weight precision for the serving estimator (None: the checkpoint's own format)."""
-        return None if self.precision == "native" else self.precision
+        return self.precision
 
     @property
     def serving_kv_precision(self) -> str | None:

@@ -94,13 +94,13 @@ def resolve_precision(spec: ModelSpec, gpu: GpuSpec, engine: str, precision: str
                       a: Mapping[str, Any]) -> tuple[Precision, str, list[str]]:
     """Weight format for a scenario, the tensor-core path it runs on, and notes.
 
-    ``fp8`` means the model's own FP8 checkpoint when it has one (DeepSeek-R1: ``fp8-block128``).
+    ``None`` or ``native`` means the checkpoint's own format. ``fp8`` means the model's own FP8 checkpoint when it has one (DeepSeek-R1: ``fp8-block128``).
     On GPUs without FP8 tensor cores (Ampere), vLLM and SGLang run FP8 checkpoints as weight-only
     W8A16 through Marlin kernels (vLLM ``fp8_marlin``): weights stay 1 byte, matmuls run in 16-bit;
     transformers refuses. GGUF formats are for llama.cpp only; llama.cpp has no FP8 type.
     """
     notes: list[str] = []
-    if precision is None or str(precision).strip() == "":
+    if precision is None or str(precision).strip().lower() in ("", "native"):
         name = a["llamacpp_default_precision"] if engine == "llama.cpp" else spec.checkpoint_format
     else:
         name = str(precision).strip().lower()
