@@ -15,6 +15,7 @@ def model_summary(spec) -> dict:
         "model": spec.slug,
         "name": spec.name,
         "hf_id": spec.hf_id,
+        "revision": spec.revision or None,
         "family": spec.family,
         "params_total": A.params_total(spec),
         "params_active": A.params_active(spec),
