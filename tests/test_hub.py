@@ -177,3 +177,19 @@ def test_results_json_records_the_revision(hf_home, tmp_path):
     params.write_text("kind: serving\n")
     runner._finish_results(path, sc, params, {"version": "x", "date": "2026-01-01"})
     assert results.read_results(path)["provenance"]["model_revisions"] == {"acme/tiny-llama": REV}
+
+
+def test_refresh_hashes_the_cached_config_of_a_hub_id(hf_home):
+    """A new revision in the cache changes the scenario's catalog inputs (the report is rebuilt)."""
+    from types import SimpleNamespace
+
+    from llmsizing.refresh.inputs import Hasher, catalog_files
+
+    add_to_cache(hf_home, "acme/m", llama3_config(), REV)
+    sc = SimpleNamespace(models=["acme/m"], gpus=[])
+    files = catalog_files(sc)
+    assert files["hub:acme/m"] == hf_home / "models--acme--m" / "snapshots" / REV / "config.json"
+    first = Hasher().file(files["hub:acme/m"])
+    add_to_cache(hf_home, "acme/m", {**llama3_config(), "num_hidden_layers": 16}, REV2, ref=None)
+    (hf_home / "models--acme--m" / "refs" / "main").write_text(REV2)
+    assert Hasher().file(catalog_files(sc)["hub:acme/m"]) != first
