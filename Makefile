@@ -85,7 +85,7 @@ lab: $(LAB_STAMP)
 
 # Build the wheel, install it into a fresh venv (runtime dependencies only), build a report and
 # read a Hugging Face cache from an empty folder. See tools/check_install.sh.
-check-install: $(VENV_STAMP) sysdeps
+check-install: sysdeps
 	PYTHON=$(PYTHON) bash tools/check_install.sh
 
 report: venv sysdeps
