@@ -1,7 +1,10 @@
 # llmsizing developer entry points.
-#   make venv      create .venv and install the package with its test extra (idempotent)
+#   make venv      create .venv and install the package with its runtime dependencies only (idempotent;
+#                  what report servers, cron and CI need: no torch, transformers or peft)
 #   make sysdeps   install the Debian libraries WeasyPrint needs, plus poppler-utils
-#   make test      run the test suite
+#   make test      add the test extra to .venv (torch CPU, transformers, peft, pytest) and run the test suite
+#   make lab       add the lab extra (JupyterLab) to .venv and open notebooks/ with the project's kernel
+#   make check-install  build the wheel, install it into a fresh venv, run it from an empty folder
 #   make report    render the default scenario (DEFAULT_PARAMS) to reports/
 #   make bench     run the benchmarks
 #   make golden    accept changed golden results (review git diff tests/golden)
@@ -16,9 +19,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
-# Stamp lives inside the venv: deleting .venv forces a reinstall, editing
-# pyproject.toml forces a reinstall, anything else is a no-op.
+# Stamps live inside the venv: deleting .venv forces a reinstall, editing
+# pyproject.toml forces a reinstall, anything else is a no-op. One stamp per extra:
+# runtime (make venv/report/refresh), test (make test), lab (make lab).
 VENV_STAMP := $(VENV)/.llmsizing-installed.stamp
+TEST_STAMP := $(VENV)/.llmsizing-test.stamp
+LAB_STAMP := $(VENV)/.llmsizing-lab.stamp
 
 DEFAULT_PARAMS ?= params/deepseek-r1-family.yaml
 
@@ -28,7 +34,7 @@ DEFAULT_PARAMS ?= params/deepseek-r1-family.yaml
 SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
            libfontconfig1 fonts-dejavu-core poppler-utils
 
-.PHONY: venv sysdeps test report bench golden refresh clean distclean
+.PHONY: venv sysdeps test report lab check-install bench golden refresh clean distclean
 
 venv: $(VENV_STAMP)
 
@@ -39,7 +45,15 @@ PIP_QUIET_FILTER := { grep -v 'is ignored: it is neither a file nor a directory'
 $(VENV_STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip 2>&1 | $(PIP_QUIET_FILTER)
+	$(VPY) -m pip install --quiet -e . 2>&1 | $(PIP_QUIET_FILTER)
+	@touch $@
+
+$(TEST_STAMP): $(VENV_STAMP)
 	$(VPY) -m pip install --quiet -e '.[test]' 2>&1 | $(PIP_QUIET_FILTER)
+	@touch $@
+
+$(LAB_STAMP): $(VENV_STAMP)
+	$(VPY) -m pip install --quiet -e '.[lab]' 2>&1 | $(PIP_QUIET_FILTER)
 	@touch $@
 
 sysdeps:
@@ -61,13 +75,23 @@ sysdeps:
 	  echo "sysdeps: run as root: apt-get update && apt-get install -y$$missing"; \
 	fi
 
-test: venv sysdeps
+test: $(TEST_STAMP) sysdeps
 	$(VPY) -m pytest -q tests
+
+# JupyterLab from .venv: its default kernel (python3, the kernel the notebooks name) is the
+# project's interpreter, so an edited assumption runs against this checkout's library.
+lab: $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Build the wheel, install it into a fresh venv (runtime dependencies only), build a report and
+# read a Hugging Face cache from an empty folder. See tools/check_install.sh.
+check-install: sysdeps
+	PYTHON=$(PYTHON) bash tools/check_install.sh
 
 report: venv sysdeps
 	$(VENV)/bin/llmsizing run $(DEFAULT_PARAMS)
 
-bench: venv sysdeps
+bench: $(TEST_STAMP) sysdeps
 	$(VPY) benchmarks/run.py
 
 # Accept modelling changes deliberately: rewrite tests/golden/*.json, then review `git diff tests/golden`.

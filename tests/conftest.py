@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Hugging Face ids outside the catalog resolve from the local cache only: no test reaches the Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 # --------------------------------------------------------------------------- reports (issue #6)

@@ -15,7 +15,7 @@ MAX_LAZY_PACKAGE_IMPORTS = 15
 # Floors, lowest first: a module may import its own floor and those below it.
 FLOORS = {
     "ground": 0, "serving": 1, "training": 1, "planner": 2, "validation": 3, "report": 4, "refresh": 5,
-    "commands": 6, "cli": 6, "__main__": 6,
+    "api": 6, "commands": 7, "cli": 7, "__main__": 7,
 }
 
 

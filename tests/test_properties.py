@@ -35,7 +35,7 @@ from llmsizing.training import compute as tc
 from llmsizing.assumptions import Assumptions, registry
 from llmsizing.choices import ENGINES
 from llmsizing.commands.output import strict_json as _clean
-from llmsizing.commands.catalog_cmds import model_summary
+from llmsizing.facts import model_summary
 from llmsizing.errors import SizingError
 from llmsizing.report.scenario import PARAMETERS, Scenario, parse_tokens
 from llmsizing.specs import model_spec_from_config

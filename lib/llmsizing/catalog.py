@@ -16,13 +16,14 @@ import difflib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from llmsizing import hub
 from llmsizing.errors import CatalogError, ConfigError
 from llmsizing.specs import GpuSpec, ModelSpec, Precision, model_spec_from_config
 from llmsizing.units import GB, MiB, parse_memory_bytes
@@ -233,7 +234,12 @@ def _suggest(name: str, choices: list[str]) -> str:
 
 
 def load_model(name: str) -> ModelSpec:
-    """Resolve a model by catalog slug, Hugging Face id, alias, or a path to a ``config.json``."""
+    """Resolve a model by catalog slug, Hugging Face id, alias, or a path to a ``config.json``.
+
+    A Hugging Face id ``org/name`` (or ``org/name@revision``) outside the catalog is read from the
+    local Hugging Face cache, else downloaded from the Hub (:mod:`llmsizing.hub`); the spec
+    records the commit hash read (``revision``).
+    """
     if not isinstance(name, str) or not name.strip():
         raise CatalogError(f"model name must be a non-empty string, got {name!r}")
     key = name.strip()
@@ -247,8 +253,13 @@ def load_model(name: str) -> ModelSpec:
         is_path = False
     if is_path:
         return model_from_config_file(path)
+    if hub.is_hub_id(key):
+        found = hub.resolve_config(key)
+        spec = model_from_config_file(found.path, slug=key, name=key)
+        return replace(spec, hf_id=found.repo_id, revision=found.revision)
     raise CatalogError(f"unknown model '{name}'{_suggest(key, sorted(model_entries()))} "
-                       f"(run 'llmsizing models' for the list, or pass a path to a config.json)")
+                       f"(run 'llmsizing models' for the list, pass a path to a config.json, or a Hugging Face "
+                       f"id org/name)")
 
 
 def model_entry(spec: ModelSpec) -> ModelEntry | None:
@@ -256,8 +267,11 @@ def model_entry(spec: ModelSpec) -> ModelEntry | None:
     return model_entries().get(spec.slug)
 
 
-def model_from_config_file(path: Path) -> ModelSpec:
-    """Build a spec from a Hugging Face ``config.json`` (or a directory holding one)."""
+def model_from_config_file(path: Path, *, slug: str | None = None, name: str | None = None) -> ModelSpec:
+    """Build a spec from a Hugging Face ``config.json`` (or a directory holding one).
+
+    ``slug`` and ``name`` default to the folder's name and the config's ``_name_or_path``.
+    """
     try:
         if path.is_dir():
             path = path / "config.json"
@@ -280,8 +294,9 @@ def model_from_config_file(path: Path) -> ModelSpec:
         raise ConfigError(f"{where}: invalid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise ConfigError(f"{where}: invalid JSON: {' '.join(str(exc).split())[:200]}") from None
-    slug = path.parent.name or path.stem
-    name = cfg.get("_name_or_path") if isinstance(cfg, dict) else None
+    slug = slug or path.parent.name or path.stem
+    if name is None:
+        name = cfg.get("_name_or_path") if isinstance(cfg, dict) else None
     return model_spec_from_config(cfg, slug=slug, name=name if isinstance(name, str) and name else slug, where=where)
 
 
@@ -343,8 +358,6 @@ def load_gpu(name: str, memory_override: str | None = None) -> GpuSpec:
     if found is None:
         raise CatalogError(f"unknown GPU '{name}'{_suggest(key, sorted(cat))} (run 'llmsizing gpus' for the list)")
     if memory_override:
-        from dataclasses import replace
-
         found = replace(found, memory_bytes=parse_memory_bytes(memory_override))
     return found
 

@@ -67,6 +67,7 @@ class ModelSpec:
     # Official checkpoint format
     checkpoint_format: str = "bf16"        # bf16 | fp8-block128 | mxfp4
     hf_id: str = ""
+    revision: str = ""              # commit hash of a config.json read from the Hugging Face cache or Hub
     params_published: int | None = None
     sources: tuple[str, ...] = field(default=(), compare=False)
 

@@ -13,6 +13,7 @@ from llmsizing.commands.common import add_set_argument, assumption_overrides, to
 from llmsizing.commands.output import print_json
 from llmsizing.planner.audit import audit_table, default_table_path
 from llmsizing.planner.plans import plan_finetune
+from llmsizing.training.aliases import alias_overrides
 
 
 
@@ -23,7 +24,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
         precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
         pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
-        gpu_memory=args.gpu_memory, assumptions=assumption_overrides(args.assumption_sets))
+        gpu_memory=args.gpu_memory, assumptions=alias_overrides(
+            model=args.model, method=args.method, gpu=args.gpu, language=args.language, tokenizer=args.tokenizer,
+            mfu=args.mfu, tokens_per_byte=args.tokens_per_byte,
+            assumptions=assumption_overrides(args.assumption_sets)))
     d = plan.to_dict()
     if args.json:
         print_json(d)
@@ -84,7 +88,8 @@ def render_plan(d: dict) -> str:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    rows = audit_table(args.table, deadline=args.deadline, language=args.language)
+    rows = audit_table(args.table, deadline=args.deadline, language=args.language,
+                       assumptions=assumption_overrides(args.assumption_sets))
     if args.json:
         print_json({"table": str(args.table or default_table_path()), "rows": [r.to_dict() for r in rows],
                     "stated_fits": sum(r.stated.fits for r in rows),
@@ -139,6 +144,12 @@ def register(sub) -> None:
     p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16)")
     p.add_argument("--lora-targets", default="all-linear", help="all-linear | attention | q,v | module names")
     add_set_argument(p)
+    p.add_argument("--mfu", type=float, default=None, metavar="F",
+                   help="model-FLOP utilisation, e.g. 0.3: sets mfu_<method>_<GPU generation> for the --gpu given "
+                        "(an H100 is hopper, an A100 ampere, ...)")
+    p.add_argument("--tokens-per-byte", type=float, default=None, metavar="F",
+                   help="tokens per byte of the training text, e.g. 0.25: sets the bytes_per_token_<language>_"
+                        "<tokenizer> assumption(s) of this run")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_finetune)
     p._negative_number_matcher = _NEGATIVE_VALUE
@@ -149,6 +160,7 @@ def register(sub) -> None:
     a.add_argument("table", nargs="?", default=None, help="table YAML (default params/audit/seed-table.yaml)")
     a.add_argument("--deadline", default=None, help="override the table's deadline, e.g. 24h")
     a.add_argument("--language", choices=LANGUAGES, default=None, help="override the table's text language")
+    add_set_argument(a)
     a.add_argument("--json", action="store_true", help="print one JSON object (rows: one object per table row)")
     a.set_defaults(handler=_cmd_audit)
     a._negative_number_matcher = _NEGATIVE_VALUE

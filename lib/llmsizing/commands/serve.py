@@ -55,6 +55,7 @@ def render_table(d: dict) -> str:
 
 
 def _cmd_serve(args) -> int:
+    overrides = assumption_overrides(args.assumption_sets)
     est = serve(
         args.model, args.gpu, gpus=args.gpus, precision=args.precision, kv_precision=args.kv_precision,
         users=args.users, context_tokens=parse_tokens(args.context, "context") if args.context is not None else None,
@@ -62,11 +63,11 @@ def _cmd_serve(args) -> int:
         engine=args.engine, gpu_memory_utilization=args.gpu_memory_utilization, gpu_memory=args.gpu_memory,
         mla_cache=args.mla_cache,
         max_model_len=parse_tokens(args.max_model_len, "max model length") if args.max_model_len is not None else None,
-        enforce_eager=args.enforce_eager, assumptions=assumption_overrides(args.assumption_sets),
+        enforce_eager=args.enforce_eager, assumptions=overrides,
     )
     d = est.to_dict()
     # instances, $/hour and $/million output tokens for the layout (fits or not: what it would cost)
-    d["cluster"] = serving_cluster(d).to_dict() if d.get("gpus") else None
+    d["cluster"] = serving_cluster(d, overrides).to_dict() if d.get("gpus") else None
     if args.json:
         print_json(d)
     else:

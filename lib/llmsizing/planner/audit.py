@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
+from llmsizing.resources import package_dir
 from llmsizing.planner.layouts import TP_MAX
 from llmsizing.planner.plans import plan_finetune
 from llmsizing.planner.request import FinetunePlan
@@ -43,11 +44,11 @@ WEIGHTS_SHARE_NOTE = 0.9     # say so when the weights alone take more than this
 
 
 def default_table_path() -> Path:
-    """``params/audit/seed-table.yaml`` under the working directory, else under the source checkout."""
+    """``params/audit/seed-table.yaml`` under the working directory, else the copy shipped in the package."""
     here = Path.cwd() / SEED_TABLE_RELATIVE
     if here.is_file():
         return here
-    return Path(__file__).resolve().parents[3] / SEED_TABLE_RELATIVE
+    return package_dir("examples") / "audit" / SEED_TABLE_RELATIVE.name
 
 
 def _size_bytes(text: Any, where: str) -> float:

@@ -6,7 +6,7 @@
 ``catalog``      the catalog files the scenario names: its models and GPUs (aliases resolved
                  through the catalog, a GPU's ``derived_from`` parent included), the cloud
                  instances carrying those GPUs, and ``precisions.yaml``; a model given as a
-                 ``config.json`` path hashes that file
+                 ``config.json`` path hashes that file, a Hugging Face id its cached ``config.json``
 ``assumptions``  ``assumptions/*.py`` plus the scenario's overrides
 ``library``      the version and every ``lib/llmsizing/**/*.py`` outside ``assumptions/``
 ``formats``      the output formats asked for (html, pdf)
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from llmsizing import __version__, catalog
+from llmsizing import __version__, catalog, hub
 from llmsizing.errors import SizingError
 from llmsizing.report.render import TEMPLATE_DIR, TEMPLATE_NAME
 from llmsizing.report.runner import notebooks_dir
@@ -162,6 +162,11 @@ def catalog_files(scenario: Any, shared: SharedInputs | None = None) -> dict[str
         entry = models.get(name)
         if entry is not None:
             out[f"models/{entry.path.name}"] = entry.path
+        elif hub.is_hub_id(name) and not Path(name).exists():
+            # A Hugging Face id: the config.json its revision points at in the local cache.
+            repo_id, revision = hub.parse_hub_id(name)
+            found = hub.find_in_cache(repo_id, revision)
+            out[f"hub:{name}"] = found.path if found is not None else Path(name)
         else:
             path = Path(name)
             if path.is_dir():

@@ -268,6 +268,11 @@ def _date(value: Any, ctx: Ctx) -> str:
 
 
 def _assumptions(value: Any, ctx: Ctx) -> dict:
+    """A mapping ``{name: value}``, or the same written as a JSON or YAML string (papermill's
+    ``-p assumptions '{"mfu_lora_hopper": 0.3}'`` passes a string)."""
+    if isinstance(value, str):
+        value = catalog.safe_yaml_loads(_str(value, ctx, max_chars=MAX_TEXT_CHARS["notes"]), ctx.where,
+                                        ScenarioError) if value.strip() else {}
     if value is None:
         value = {}
     if not isinstance(value, dict):

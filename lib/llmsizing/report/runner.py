@@ -29,7 +29,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmsizing import catalog
 from llmsizing.errors import RenderError, ScenarioError
+from llmsizing.resources import package_dir
 from llmsizing.report import render, results
 from llmsizing.report.scenario import Scenario, load_scenario
 
@@ -61,13 +63,13 @@ class RunResult:
 def notebooks_dir() -> Path:
     """Folder holding ``serving.ipynb``, ``finetune.ipynb`` and ``customer.ipynb``.
 
-    ``LLMSIZING_NOTEBOOK_DIR`` overrides it; the default is ``notebooks/`` of the source tree
-    the package is installed from (``pip install -e .``).
+    ``LLMSIZING_NOTEBOOK_DIR`` overrides it; the default is the package's ``notebooks/``
+    (package data in a wheel; in a source checkout a link to the repository's ``notebooks/``).
     """
     env = os.environ.get("LLMSIZING_NOTEBOOK_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "notebooks"
+    return package_dir("notebooks")
 
 
 def parse_formats(to: str | Iterable[str]) -> tuple[str, ...]:
@@ -115,6 +117,10 @@ def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: di
         "version": cover["version"],
         "date": cover["date"],
     }
+    # Hugging Face ids read from the cache or the Hub: the commit each report sized.
+    revisions = {m: spec.revision for m in scenario.models if (spec := catalog.load_model(m)).revision}
+    if revisions:
+        doc["provenance"]["model_revisions"] = revisions
     results.write_results(path, doc)
 
 
