@@ -158,6 +158,23 @@ def _non_torch_bytes(a: Mapping[str, Any], multi_gpu: bool) -> float:
     return a["vllm_non_torch_bytes"] + (a["vllm_tp_comm_bytes"] if multi_gpu else 0)
 
 
+def vllm_profile_for_version(version: str | None) -> str | None:
+    """The ``vllm_memory_profile`` generation of a vLLM version string (None: not recognised, keep the default).
+
+    V0 engine releases up to 0.7 -> ``v0``; 0.8-0.10 and 'v1 (mid-2025)' -> ``v1-mid-2025``; 0.11 and later
+    -> ``v0.19`` (the profile run with a separate dummy sampler)."""
+    import re
+
+    text = str(version or "").strip().lower()
+    if "mid-2025" in text:
+        return "v1-mid-2025"
+    m = re.match(r"v?0\.(\d+)", text)
+    if not m:
+        return None
+    minor = int(m.group(1))
+    return "v0" if minor <= 7 else "v1-mid-2025" if minor <= 10 else "v0.19"
+
+
 def vllm_activation_peak_bytes(forward: float, sampler: float, profile: str) -> float:
     """Torch activation peak of vLLM's profile run (bytes), by engine generation.
 
@@ -298,6 +315,10 @@ def evaluate_layout(plan: Plan, layout: Layout) -> LayoutMemory:
         first, last = i == 0, i == len(bounds) - 1
         w = (stage_weight_bytes_attention_dp(table, spec, layout.tensor_parallel, start, stop, first, last) if adp
              else stage_weight_bytes(table, spec, tp, start, stop, first, last, plan.embeddings_on_gpu))
+        if last and plan.draft_weight_bytes:
+            # the draft (MTP) module runs after the last layer; it is mostly routed experts, split over the
+            # TP / expert-parallel group like the model's own
+            w += plan.draft_weight_bytes / tp
         n_full, n_slide = stage_layer_counts(spec, start, stop, a["sliding_window_kv_bounded"])
         e = engine_memory(w, act_per_token, last, plan, runtime, frac, tp * pp > 1)
         stages.append(StageMemory(start, stop, w, (stop - start) * kv_layer,

@@ -25,6 +25,7 @@ from llmsizing.serving.plan import (KV_PRECISION_BYTES, Plan, candidate_layouts,
                                     snapshot)
 from llmsizing.serving.sharding import Layout, weight_table
 from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.weights import weight_bytes
 from llmsizing.units import GiB
 
 
@@ -230,6 +231,12 @@ def serve(model: str | ModelSpec, gpu: str | GpuSpec, *, gpus: int | None = None
                      gpu_memory_utilization=gpu_memory_utilization, gpu_memory=gpu_memory, mla_cache=mla_cache,
                      max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
                      max_num_seqs=max_num_seqs, enforce_eager=enforce_eager, assumptions=a)
+    if speculative == "mtp":
+        if not plan.spec.mtp_layers:
+            raise ScenarioError(f"--speculative mtp needs a model with multi-token-prediction modules (DeepSeek-V3/R1); "
+                                f"{plan.spec.slug} has none: use --speculative eagle")
+        draft = weight_bytes(plan.spec, plan.precision, include_mtp=True) - weight_bytes(plan.spec, plan.precision)
+        plan = replace(plan, draft_weight_bytes=draft)
     prefill_gpus = None
     if disaggregate is not None:
         prefill_gpus, gpus = deploy.parse_disaggregate(disaggregate)
@@ -238,10 +245,12 @@ def serve(model: str | ModelSpec, gpu: str | GpuSpec, *, gpus: int | None = None
         layout = deploy.attention_dp_layout(plan, gpus, ep)
     elif ep is not None:
         lay = layout_for_gpus(plan, gpus or plan.gpu.node_gpus_max or a["node_gpus_default"])
-        if ep != lay.tensor_parallel or not plan.spec.is_moe:
+        if not plan.spec.is_moe:
+            raise ScenarioError(f"--ep {ep}: {plan.spec.slug} is dense (no experts to split)")
+        if ep != lay.tensor_parallel:
             raise ScenarioError(f"--ep {ep} without --attention-dp: experts are split over the tensor-parallel "
-                                f"group ({lay.tensor_parallel} GPUs) of a MoE model; add --attention-dp for "
-                                "other expert-parallel sizes")
+                                f"group ({lay.tensor_parallel} GPUs); add --attention-dp for other expert-parallel "
+                                "sizes")
         layout = lay
     if users_max:
         probe = estimate_plan(plan, gpus=gpus, speed=False, assumptions=a, layout=layout)
@@ -300,8 +309,11 @@ def estimate_plan(plan: Plan, *, gpus: int | None = None, speed: bool = True,
     kv_full = A.kv_cache_bytes_per_token(spec, plan.kv_bytes, plan.mla_mode)
     table = weight_table(spec, plan.precision)
     notes = list(plan.notes)
-    if spec.mtp_layers:
+    if spec.mtp_layers and not plan.draft_weight_bytes:
         notes.append("Multi-token-prediction (MTP) weights are not loaded: engines load them only for "
+                     "speculative decoding.")
+    if plan.draft_weight_bytes:
+        notes.append(f"The MTP module's weights ({plan.draft_weight_bytes / GiB:,.1f} GiB in all) are loaded for "
                      "speculative decoding.")
     if lay.attention_dp:
         notes.append(f"Attention data parallel x{lay.tensor_parallel}: each GPU runs attention for its own "

@@ -67,6 +67,7 @@ class Plan:
     compute: str
     notes: tuple[str, ...]
     a: Mapping[str, Any] = field(compare=False, hash=False)
+    draft_weight_bytes: float = 0.0   # speculative-decoding draft weights (DeepSeek MTP module), whole model
 
     @property
     def runtime_memory_bytes(self) -> float:

@@ -185,3 +185,15 @@ def evaluate_layout_users(plan: Plan, mem: LayoutMemory, users: int) -> int:
     while users > 0 and not mem.fits(users):
         users -= 1
     return users
+
+
+def max_running_batch(plan: Plan, mem: LayoutMemory, prompt_tokens: int, output_tokens: int) -> int:
+    """Sequences a saturated engine runs at once (offline or burst load): paged KV blocks are allocated as
+    tokens arrive (vLLM ``KVCacheManager.allocate_slots``, TensorRT-LLM's paged KV cache), so a full pool
+    holds requests at their mean length, prompt + output/2, not at their final length; capped by the
+    engine's batch size per KV pool. ``max_batch_users`` is the guaranteed (full-length) count."""
+    mean_len = prompt_tokens + max(1, output_tokens) / 2.0
+    users = int(mem.capacity_tokens() // max(1.0, mean_len))
+    if plan.sampler_seqs:
+        users = min(users, plan.sampler_seqs * mem.layout.kv_replicas)
+    return users

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from llmsizing.catalog import read_yaml_file
 from llmsizing.errors import SizingError
 from llmsizing.serving import throughput as T
-from llmsizing.serving.engines import evaluate_layout
+from llmsizing.serving.engines import evaluate_layout, vllm_profile_for_version
 from llmsizing.serving.plan import make_plan, resolve_assumptions, snapshot
 from llmsizing.serving import roofline
 from llmsizing.serving.sharding import Layout
@@ -37,6 +37,7 @@ CALIBRATION = {
     "oos-gpustack-r1-0528-vllm011-tp8-h200-sharegpt-c4-tpot": "moe_bandwidth_efficiency_vllm",
     "oos-dstack-r1-sglang0.4.2-mi300x-c4-tpot": "moe_bandwidth_efficiency_rocm",
     "oos-gpustack-qwen3-235b-2507-bf16-vllm011-tp8-h100-32k-total": "moe_prefill_flop_efficiency_bf16",
+    "oos-trtllm-r1-fp8-h200-maxtput-adp-ep8": "moe_bandwidth_efficiency_trtllm",
 }
 
 _UNIT = {"tokens": 1.0, "tokens/s": 1.0, "ms": 1e-3, "s": 1.0, "tokens/s/user": 1.0, "tokens/s per node": 1.0}
@@ -106,10 +107,8 @@ def _fraction(setup: Mapping[str, Any]) -> float | None:
 
 
 def _overrides(setup: Mapping[str, Any]) -> dict[str, Any]:
-    ver = str(setup.get("engine_version", ""))
-    if _engine(setup) == "vllm" and re.match(r"0\.[0-6]\.|0\.7", ver):
-        return {"vllm_memory_profile": "v0"}
-    return {}
+    profile = vllm_profile_for_version(setup.get("engine_version")) if _engine(setup) == "vllm" else None
+    return {"vllm_memory_profile": profile} if profile else {}
 
 
 def _model(case: Mapping[str, Any]) -> str:
@@ -151,7 +150,7 @@ def predict(case: Mapping[str, Any], assumptions: Mapping[str, Any] | None = Non
     if kv:
         return float(mem.capacity_tokens()), ""
     conc = s.get("concurrency")
-    cap = T.max_batch_users(plan, mem, context)
+    cap = T.max_running_batch(plan, mem, int(round(I)), int(round(O)))
     users = min(cap, _int(conc) or _int(s.get("num_prompts")) or cap)
     if users <= 0:
         return None, "does not fit"
