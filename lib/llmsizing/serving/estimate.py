@@ -325,7 +325,9 @@ def estimate_plan(plan: Plan, *, gpus: int | None = None, speed: bool = True,
         notes.append("llama.cpp keeps the token-embedding matrix in host memory.")
     if speculative:
         notes.append(f"Speculative decoding ({speculative}): tokens per step and acceptance are named assumptions "
-                     "(speculative_draft_tokens, speculative_acceptance_*).")
+                     "(speculative_draft_tokens, speculative_acceptance_*)."
+                     + (" EAGLE needs a trained draft head: add its repository as \"model\" to the speculative "
+                        "config of the launch command." if speculative == "eagle" else ""))
     if disagg:
         notes.append(f"Disaggregated: {disagg['prefill_gpus']} prefill GPUs + {disagg['decode_gpus']} decode GPUs; "
                      f"the {disagg['bottleneck']} limits the request rate.")
