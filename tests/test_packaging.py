@@ -21,6 +21,7 @@ from llmsizing.report.parameters import parameter
 from llmsizing.report.runner import notebooks_dir
 from llmsizing.resources import package_dir
 from llmsizing.training.aliases import alias_overrides, mfu_overrides, tokens_per_byte_overrides
+from llmsizing.choices import ENGINES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,8 @@ def test_completion_lists_every_command_and_choice(shell, capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     for name in commands:
         assert f"    {name})" in script
-    assert "--engine) COMPREPLY=( $(compgen -W 'llama.cpp sglang transformers vllm'" in script
+    engines = " ".join(sorted(ENGINES))
+    assert f"--engine) COMPREPLY=( $(compgen -W '{engines}'" in script
     assert "h100-80gb" in script and "deepseek-r1-distill-qwen-7b" in script
     assert script.rstrip().endswith("complete -o default -F _llmsizing llmsizing")
 

@@ -140,17 +140,48 @@ def test_roofline_helpers_hand_computed():
 
 
 def test_vllm_kv_pool_hand_computed_llama_8b_h100():
-    """pool = 0.9 x (81,559 - 450) MiB - (weights + 8192-token workspace + 1024 x V x 33 B sampler + 0.16 GiB)."""
+    """v0.19: pool = 0.9 x (81,559 - 450) MiB - (weights + max(8192-token workspace, 1024 x V x 15 B sampler)
+    + 0.16 GiB); the sampler (1.84 GiB) is the larger of the two (forward 0.82 GiB)."""
     est = serve("llama-3.1-8b", "h100-80gb", gpus=1, users=1, context_tokens=8192, speed=False)
+    runtime = (81559 - 450) * MiB
+    weights = 8_030_261_248 * 2
+    act = 8192 * (3 * 4096 + 3 * 14336) * 2
+    sampler = 1024 * 128256 * 15
+    assert sampler > act
+    pool = 0.9 * runtime - (weights + sampler + int(0.16 * GiB))
+    page = 16 * 131072  # 16-token block x 128 KiB per token
+    assert est.kv_cache_capacity_tokens == math.floor(pool / page) * 16
+    assert est.memory_per_gpu.weights == weights
+    assert est.memory_per_gpu.activations == sampler
+
+
+def test_vllm_kv_pool_mid_2025_profile_adds_forward_and_sampler():
+    """vllm_memory_profile v1-mid-2025: forward + 33 B/logit sampler, summed (PR 21429's generation)."""
+    est = serve("llama-3.1-8b", "h100-80gb", gpus=1, users=1, context_tokens=8192, speed=False,
+                assumptions={"vllm_memory_profile": "v1-mid-2025"})
     runtime = (81559 - 450) * MiB
     weights = 8_030_261_248 * 2
     act = 8192 * (3 * 4096 + 3 * 14336) * 2
     sampler = 1024 * 128256 * 33
     pool = 0.9 * runtime - (weights + act + sampler + int(0.16 * GiB))
-    page = 16 * 131072  # 16-token block x 128 KiB per token
-    assert est.kv_cache_capacity_tokens == math.floor(pool / page) * 16
-    assert est.memory_per_gpu.weights == weights
+    assert est.kv_cache_capacity_tokens == math.floor(pool / (16 * 131072)) * 16
     assert est.memory_per_gpu.activations == act + sampler
+
+
+def test_trtllm_kv_pool_is_fraction_of_free_memory_after_peak():
+    """TensorRT-LLM: pool = 0.9 x (runtime - weights - 8192-token forward - non-torch - CUDA context); 32-token
+    blocks."""
+    est = serve("llama-3.1-8b", "h100-80gb", gpus=1, users=1, context_tokens=8192, speed=False,
+                engine="tensorrt-llm")
+    runtime = (81559 - 450) * MiB
+    weights = 8_030_261_248 * 2
+    act = 8192 * (3 * 4096 + 3 * 14336) * 2
+    pool = 0.9 * (runtime - weights - act - int(0.16 * GiB) - 512 * MiB)
+    assert est.block_size == 32
+    assert est.kv_cache_capacity_tokens == math.floor(pool / (32 * 131072)) * 32
+    assert est.memory_per_gpu.activations == act
+
+    est = serve("llama-3.1-8b", "h100-80gb", gpus=1, users=1, context_tokens=8192, speed=False)
     assert est.max_num_batched_tokens == 8192 and est.block_size == 16
 
 

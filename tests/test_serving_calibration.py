@@ -63,7 +63,7 @@ def test_vllm_issue21348_qwen3_235b_fp8_4xh100():
     0.9, max_model_len default (40,960): 'GPU KV cache size: 178,880 tokens'. Qwen's FP8 checkpoint uses
     128x128 blocks. Tolerance 10% (the run also loaded an LMCache connector)."""
     est = serve("qwen3-235b-a22b", "h100-80gb", gpus=4, precision="fp8-block128", users=1, context_tokens=40960,
-                speed=False)
+                speed=False, assumptions={"vllm_memory_profile": "v1-mid-2025"})
     assert est.kv_cache_capacity_tokens == pytest.approx(178_880, rel=0.10)
 
 
@@ -72,7 +72,7 @@ def test_vllm_pr21429_qwen3_235b_profile_split_calibration_source():
     Qwen3-235B-A22B-FP8 TP4 on H200 at utilization 0.5: 'weights memory: 55.13GiB; torch peak memory
     increase: 5.62GiB; non-torch forward increase memory: 2.04GiB', available KV 7.07 GiB."""
     est = serve("qwen3-235b-a22b", "h200", gpus=4, precision="fp8-block128", users=1, context_tokens=40960,
-                gpu_memory_utilization=0.5, speed=False)
+                gpu_memory_utilization=0.5, speed=False, assumptions={"vllm_memory_profile": "v1-mid-2025"})
     assert est.memory_per_gpu.weights / GiB == pytest.approx(55.13, rel=0.01)     # not fitted: weights are exact
     assert est.memory_per_gpu.activations / GiB == pytest.approx(5.62, rel=0.02)  # fitted
     pool = est.kv_cache_capacity_tokens * est.kv_cache_bytes_per_token_per_gpu

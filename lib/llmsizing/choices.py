@@ -21,7 +21,8 @@ QLORA_QUANTS = ("nf4", "nf4-dq")
 BASE_WEIGHTS = ("auto", "bf16", "fp32")
 
 # ---------------------------------------------------------------- serving
-ENGINES = ("vllm", "sglang", "transformers", "llama.cpp")
+ENGINES = ("vllm", "sglang", "tensorrt-llm", "transformers", "llama.cpp")
+SPECULATIVE = ("none", "mtp", "eagle")
 KV_PRECISIONS = ("auto", "bf16", "fp16", "fp8", "q8_0", "q4_0")
 MLA_MODES = ("latent", "decompressed")
 

@@ -187,6 +187,22 @@ def parse_duration_s(text: str | int | float) -> float:
     return seconds
 
 
+LATENCY_FORMS = "a positive number with ms or s, e.g. '50ms' or '2s'"
+
+
+def parse_latency_s(text: str | int | float, what: str = "latency") -> float:
+    """Parse a latency target (``50ms``, ``2s``, ``0.5 s``) into seconds; a unit is required."""
+    raw = str(text)
+    m = _LAT_RE.match(raw) if isinstance(text, str) else None
+    if not m:
+        raise ScenarioError(f"cannot parse {what} {raw!r}; accepted: {LATENCY_FORMS}")
+    seconds = float(m.group("num")) * (1e-3 if m.group("unit").lower() == "ms" else 1.0)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ScenarioError(f"{what} {raw!r} must be positive; accepted: {LATENCY_FORMS}")
+    return seconds
+
+
+_LAT_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ms|s)\s*$", re.I)
 _MEM_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?)\s*(?P<unit>GiB|GB|MiB|MB|TiB|TB)\s*$", re.I)
 
 

@@ -115,11 +115,37 @@ ASSUMPTIONS = (
         "serving-vllm",
     ),
     Assumption(
-        "vllm_sampler_bytes_per_logit", 33.0, "bytes",
+        "vllm_memory_profile", "v0.19", "vLLM generation",
+        "vllm-project/vllm: v0.19 vllm/v1/worker/gpu/model_runner.py profile_run runs _dummy_run(max_num_tokens) then "
+        "_dummy_sampler_run, so the torch peak is max(forward, sampler); mid-2025 V1 (PR 21429 debug log) and V0 "
+        "(vllm/worker/worker.py determine_num_available_blocks) counted forward + sampler. Choices: v0.19, "
+        "v1-mid-2025, v0",
+        "Which vLLM memory-profiling generation the KV pool follows (how the sampler and forward peaks combine and "
+        "how many bytes per logit the sampler holds).",
+        "serving-vllm",
+    ),
+    Assumption(
+        "vllm_sampler_bytes_per_logit", 15.0, "bytes",
+        "vLLM v0.19.0 start-up logs (github.com/llm-d-incubation/llm-d-planner PR 205, accuracy/results/v0.19.0/"
+        "logs), CALIBRATION SUBSET serving-oos-cal-kv: gemma-2-9b-it 'peak activation 3.65 GiB' at 1,024 x 256,000 "
+        "logits = 14.95 B and Llama-3.1-8B TP1 1.89 GiB at 1,024 x 128,256 = 15.45 B -> 15 B per logit (fp32 "
+        "logits, probabilities and the sampler's sort buffers)",
+        "Bytes the v0.19 profile run's dummy sampler holds per (sequence x vocabulary) logit.",
+        "serving-vllm",
+    ),
+    Assumption(
+        "vllm_sampler_bytes_per_logit_v1_2025", 33.0, "bytes",
         "Calibrated on vLLM PR 21429's debug log for Qwen3-235B-A22B-FP8 TP4 (V1, mid-2025): torch peak increase "
         "5.62 GiB = forward workspace at 8,192 tokens (0.79 GiB by our formula) + sampler over 1,024 x 151,936 "
         "logits -> 33 B per logit (fp32 logits, sorted copy, int64 indices, softmax and cumsum of top-k/top-p)",
-        "Bytes the profile run's dummy sampler holds per (sequence x vocabulary) logit.",
+        "Bytes per logit of the dummy sampler in mid-2025 vLLM V1 (vllm_memory_profile v1-mid-2025).",
+        "serving-vllm",
+    ),
+    Assumption(
+        "vllm_sampler_bytes_per_logit_v0", 5.0, "bytes",
+        "vllm-project/vllm issue 13061 (v0.7 V0, 2x RTX 4090, Qwen 14B): 'PyTorch activation peak memory takes "
+        "0.19GiB' with 256 sequences x 152,064 logits -> ~5 B per logit (one fp32 logit row plus indices)",
+        "Bytes per logit of the dummy sampler in vLLM V0 (vllm_memory_profile v0).",
         "serving-vllm",
     ),
     Assumption(
@@ -177,6 +203,30 @@ ASSUMPTIONS = (
         "sglang_chunked_prefill_size_small", 2048, "tokens",
         "sgl-project/sglang server_args.py: chunked_prefill_size 2048 when gpu_mem < 25_000 MB",
         "Prefill chunk on GPUs under 25 GB.", "serving-sglang",
+    ),
+    # ------------------------------------------------------------------ TensorRT-LLM
+    Assumption(
+        "trtllm_kv_cache_free_gpu_mem_fraction", 0.9, "fraction",
+        "NVIDIA/TensorRT-LLM tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator._get_free_gpu_memory_fraction: "
+        "KvCacheConfig.free_gpu_memory_fraction default 0.9 of the memory free after the profiling peak; "
+        "TensorRT-LLM issue 1400: 'Allocate 69524783104 bytes for k/v cache' = 0.9 x the ~72 GiB left on an A100",
+        "Fraction of the memory left after weights, activations and runtime that TensorRT-LLM gives the KV cache.",
+        "serving-trtllm",
+    ),
+    Assumption(
+        "trtllm_tokens_per_block", 32, "tokens",
+        "NVIDIA/TensorRT-LLM KvCacheConfig / BuildConfig tokens_per_block default 32",
+        "Tokens per paged KV block in TensorRT-LLM.", "serving-trtllm",
+    ),
+    Assumption(
+        "trtllm_max_num_tokens", 8192, "tokens",
+        "NVIDIA/TensorRT-LLM trtllm-serve --max_num_tokens default 8192 (docs: 'trtllm-serve' command reference)",
+        "Tokens per scheduled batch (prefill chunk budget) TensorRT-LLM profiles and schedules.", "serving-trtllm",
+    ),
+    Assumption(
+        "trtllm_max_batch_size", 2048, "sequences",
+        "NVIDIA/TensorRT-LLM trtllm-serve --max_batch_size default 2048 (docs: 'trtllm-serve' command reference)",
+        "Most sequences TensorRT-LLM runs in one batch.", "serving-trtllm",
     ),
     # ------------------------------------------------------------------ transformers
     Assumption(
@@ -245,6 +295,32 @@ ASSUMPTIONS = (
         "serving-roofline",
     ),
     Assumption(
+        "moe_bandwidth_efficiency_vllm", 0.15, "fraction",
+        "CALIBRATION SUBSET serving-oos-cal-r1: GPUStack performance lab (gpustack/gpustack docs/performance-lab), "
+        "DeepSeek-R1-0528 FP8 on 8x H200, vLLM 0.11 TP8, ShareGPT at concurrency 4: mean TPOT 19.36 ms -> 0.146 "
+        "of peak bandwidth for the routed experts (with decode_layer_latency_s and decode_step_overhead_s); vLLM's "
+        "MLA + fused-MoE decode at TP8 is 2-4x slower than SGLang 0.5.7's (InferenceX#870)",
+        "Fraction of peak bandwidth vLLM's fused-MoE decode reaches when reading routed-expert weights.",
+        "serving-roofline",
+    ),
+    Assumption(
+        "moe_bandwidth_efficiency_trtllm", 0.22, "fraction",
+        "CALIBRATION SUBSET serving-oos-cal-trtllm-moe: TensorRT-LLM DeepSeek-R1 best-practice blog "
+        "(NVIDIA/TensorRT-LLM docs/source/blogs, max-throughput on 8x H200, FP8, attention DP 8 + EP 8, 1,024 "
+        "concurrent 1K/2K requests): 11,489 output tokens/s -> 0.22 of peak bandwidth for the routed experts in "
+        "the attention-DP step (the routed-expert GEMMs at ~32 tokens per expert, with all-to-all over NVLink)",
+        "Fraction of peak bandwidth TensorRT-LLM's MoE decode reaches when reading routed-expert weights.",
+        "serving-roofline",
+    ),
+    Assumption(
+        "moe_bandwidth_efficiency_rocm", 0.07, "fraction",
+        "CALIBRATION SUBSET serving-oos-cal-rocm: dstack benchmark (dstackai/benchmarks, DeepSeek-R1 on 8x MI300X, "
+        "raw CSV), SGLang 0.4.2.post4 on ROCm 6.3, TP8, 3,200 in / 800 out at concurrency 4: mean TPOT 34.9 ms -> "
+        "0.069 of peak bandwidth for the routed experts (early-2025 ROCm fused-MoE and MLA kernels)",
+        "Fraction of peak bandwidth MoE decode reaches on AMD Instinct GPUs (ROCm kernels), any engine.",
+        "serving-roofline",
+    ),
+    Assumption(
         "flop_efficiency", 0.5, "fraction",
         "Typical model FLOP utilization of large dense prefill GEMMs with FlashAttention on A100/H100 "
         "(40-60%); not calibrated on a measured TTFT",
@@ -258,6 +334,66 @@ ASSUMPTIONS = (
         "~2.5k tokens) = 2.8 PFLOP/s per node = 18% of 8 x 1,979 TFLOP/s FP8",
         "Fraction of the dense tensor-core peak an MoE model (grouped expert GEMMs, routing) reaches.",
         "serving-roofline",
+    ),
+    Assumption(
+        "prefill_flop_efficiency_batched", 0.70, "fraction",
+        "CALIBRATION SUBSET serving-oos-cal-nim (NVIDIA NIM 1.8 benchmark table, Llama-3.3-70B FP8 TP2 on 2x H100, "
+        "5,000 in / 500 out): with the decode step fixed by c=1 (ITL 18.58 ms), the mean ITL at c=25 (38.75 ms) "
+        "needs prompt chunks batched into decode steps at 0.70 of the FP8 dense peak (0.45 for one prompt alone)",
+        "Fraction of the dense tensor-core peak that prompt chunks batched into decode steps reach "
+        "(continuous batching with chunked prefill).",
+        "serving-roofline",
+    ),
+    Assumption(
+        "moe_prefill_flop_efficiency_bf16", 0.27, "fraction",
+        "CALIBRATION SUBSET serving-oos-cal-moe-prefill: GPUStack performance lab, Qwen3-235B-A22B-2507 BF16 on "
+        "8x H100, vLLM 0.11 TP8, 100 random 32,000-token prompts: 22,658 total tokens/s = 0.265 of the BF16 dense "
+        "peak counting 2 x 22B active weights and causal attention per token (FP8 MoE keeps moe_flop_efficiency)",
+        "Fraction of the BF16 dense peak MoE prefill (grouped expert GEMMs in 16-bit) reaches.",
+        "serving-roofline",
+    ),
+    Assumption(
+        "ttft_floor_s_vllm", 0.055, "s",
+        "CALIBRATION SUBSET serving-oos-cal-ttft: GPUStack performance lab (gpustack/gpustack docs/performance-lab), "
+        "Qwen3-8B on one H100, vLLM 0.11, ShareGPT at concurrency 4: mean TTFT 64 ms against ~9 ms of GPU time -> "
+        "55 ms of API server, tokenizer, scheduling and waiting for the running step",
+        "Fixed time vLLM's OpenAI server adds to a request's time to first token.",
+        "serving-roofline",
+    ),
+    Assumption(
+        "ttft_floor_s_sglang", 0.019, "s",
+        "GPUStack performance lab (same page as ttft_floor_s_vllm, not a scored case): Qwen3-8B on one H100, "
+        "SGLang 0.5.3, ShareGPT c=4: mean TTFT 28 ms against ~9 ms of GPU time",
+        "Fixed time SGLang's server adds to a request's time to first token.",
+        "serving-roofline",
+    ),
+    Assumption(
+        "ttft_floor_s_trtllm", 0.043, "s",
+        "GPUStack performance lab (same page, not a scored case): Qwen3-8B on one H100, TensorRT-LLM 1.2.0rc1 "
+        "(trtllm-serve), ShareGPT c=4: mean TTFT 52 ms against ~9 ms of GPU time",
+        "Fixed time trtllm-serve adds to a request's time to first token.",
+        "serving-roofline",
+    ),
+    Assumption(
+        "speculative_draft_tokens", 1, "tokens",
+        "DeepSeek-V3 Technical Report (arXiv:2412.19437) §2.2 and §5.4.3: one MTP module predicts one additional "
+        "token; vLLM --speculative-config num_speculative_tokens and SGLang --speculative-num-steps default to it",
+        "Draft tokens proposed per step with --speculative mtp|eagle.",
+        "serving-speculative",
+    ),
+    Assumption(
+        "speculative_acceptance_mtp", 0.85, "fraction",
+        "DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: 'the acceptance rate of the second token "
+        "prediction ranges between 85% and 90%' (lower end taken)",
+        "Probability a DeepSeek MTP draft token is accepted (given the previous one was).",
+        "serving-speculative",
+    ),
+    Assumption(
+        "speculative_acceptance_eagle", 0.7, "fraction",
+        "EAGLE (Li et al. 2024, arXiv:2401.15077) Table 'acceptance rate': 0-alpha about 0.7-0.8 for chain drafts on "
+        "MT-bench (lower end taken: general chat traffic, draft heads trained on other data)",
+        "Probability an EAGLE draft token is accepted (given the previous one was).",
+        "serving-speculative",
     ),
     Assumption(
         "decode_step_overhead_s", 0.0015, "s",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from llmsizing.choices import ENGINES, MLA_MODES
+import argparse
+
+from llmsizing.choices import ENGINES, MLA_MODES, SPECULATIVE
 from llmsizing.commands.common import add_set_argument, assumption_overrides
 from llmsizing.commands.output import print_json
-from llmsizing.planner.cluster import serving_cluster
+from llmsizing import catalog
+from llmsizing.assumptions import Assumptions
+from llmsizing.planner.cluster import node_for_gpus, nodes_for, serving_cluster
+from llmsizing.errors import ScenarioError
 from llmsizing.serving.estimate import serve
-from llmsizing.units import fmt_gib, parse_tokens
+from llmsizing.serving.targets import cheapest_deployment
+from llmsizing.units import fmt_gib, parse_latency_s, parse_tokens
 
 def _fmt_rate(x: float | None, unit: str) -> str:
     return "n/a (does not fit)" if x is None else f"{x:,.3g} {unit}"
@@ -45,8 +51,15 @@ def render_table(d: dict) -> str:
         f"= {d['max_concurrent_users']} users at {d['context_tokens']:,} tokens",
         f"{'Decode (estimate)':18} {_fmt_rate(d['decode_tokens_per_s_per_user'], 'tokens/s per user')} at "
         f"{d['users']} concurrent users (mean context {d['decode_context_tokens']:,} tokens)",
-        f"{'TTFT (estimate)':18} {_fmt_rate(d['ttft_s'], 's')} for a {d['prompt_tokens']:,}-token prompt",
+        f"{'TTFT (estimate)':18} {_fmt_rate(d['ttft_s'], 's')} mean for a {d['prompt_tokens']:,}-token prompt "
+        f"at this load (p90 {_fmt_rate(d.get('ttft_s_p90'), 's')})",
     ]
+    if d.get("tpot_s"):
+        lines.append(f"{'TPOT (estimate)':18} {d['tpot_s']['mean'] * 1e3:,.1f} ms mean, {d['tpot_s']['p90'] * 1e3:,.1f} ms "
+                     f"p90; output {d['output_tokens_per_s']:,.0f} tokens/s in all (prompts prefilled in chunks "
+                     "between decode steps)")
+    if d.get("launch_command"):
+        lines.append(f"{'Launch':18} {d['launch_command']}")
     for note in d.get("notes", []):
         lines.append(f"Note: {note}")
     lines.append("Speeds are roofline estimates with named efficiency factors (llmsizing assumptions), "
@@ -54,11 +67,24 @@ def render_table(d: dict) -> str:
     return "\n".join(lines)
 
 
+def _users(text: str) -> int | str:
+    """--users: a positive integer or 'max' (the max-throughput point)."""
+    if str(text).strip().lower() == "max":
+        return "max"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value {text!r}: a positive integer or 'max'") from None
+
+
 def _cmd_serve(args) -> int:
+    if args.gpu == "any" or args.ttft is not None or args.tpot is not None:
+        return _cmd_serve_targets(args)
     overrides = assumption_overrides(args.assumption_sets)
     est = serve(
         args.model, args.gpu, gpus=args.gpus, precision=args.precision, kv_precision=args.kv_precision,
-        users=args.users, context_tokens=parse_tokens(args.context, "context") if args.context is not None else None,
+        users=args.users, attention_dp=args.attention_dp, ep=args.ep, speculative=args.speculative,
+        disaggregate=args.disaggregate, context_tokens=parse_tokens(args.context, "context") if args.context is not None else None,
         prompt_tokens=parse_tokens(args.prompt_tokens, "prompt tokens") if args.prompt_tokens is not None else None,
         engine=args.engine, gpu_memory_utilization=args.gpu_memory_utilization, gpu_memory=args.gpu_memory,
         mla_cache=args.mla_cache,
@@ -80,12 +106,49 @@ def _cmd_serve(args) -> int:
     return 0
 
 
+def price_per_hour(gpu: str, gpus: int) -> float | None:
+    """Catalog price (USD per hour) of the nodes ``gpus`` GPUs of type ``gpu`` need (the planner's instance
+    choice); None when no instance with that GPU is priced."""
+    node = node_for_gpus(catalog.load_gpu(gpu), gpus, Assumptions())
+    return None if node.price_usd_per_hour is None else nodes_for(gpus, node) * node.price_usd_per_hour
+
+
+def _cmd_serve_targets(args) -> int:
+    """--gpu any and/or --ttft/--tpot: the cheapest deployment that meets the targets, with its launch command."""
+    if not isinstance(args.users, int):
+        raise ScenarioError("--ttft/--tpot and --gpu any need a number of --users (the load to meet them at)")
+    ttft = parse_latency_s(args.ttft, "--ttft") if args.ttft is not None else None
+    tpot = parse_latency_s(args.tpot, "--tpot") if args.tpot is not None else None
+    gpus = None if args.gpu == "any" else [g.strip() for g in args.gpu.split(",")]
+    best, tried = cheapest_deployment(
+        args.model, gpus, users=args.users, ttft_s=ttft, tpot_s=tpot, price=price_per_hour, engine=args.engine,
+        context_tokens=parse_tokens(args.context, "context") if args.context is not None else None,
+        prompt_tokens=parse_tokens(args.prompt_tokens, "prompt tokens") if args.prompt_tokens is not None else None,
+        assumptions=assumption_overrides(args.assumption_sets))
+    d = best.to_dict() if best else {"model": args.model, "fits": False, "launch_command": None,
+                                     "reason": "no GPU type, precision and layout tried meets the targets"}
+    d["targets"] = {"ttft_s": ttft, "tpot_s": tpot, "users": args.users}
+    d["candidates"] = [c.to_dict() for c in tried]
+    if best:
+        d["cluster"] = serving_cluster(d).to_dict()
+    if args.json:
+        print_json(d)
+    elif best:
+        print(render_table(d))
+        print(f"Chosen: the cheapest of {len(tried)} deployments tried that meets the targets "
+              f"(TTFT {ttft if ttft is not None else '-'} s, TPOT {tpot if tpot is not None else '-'} s at "
+              f"{args.users} users)")
+    else:
+        print(d["reason"])
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("serve", help="size GPUs for serving a model to N concurrent users",
                        description="Memory per GPU, GPU count and layout, KV-cache capacity and (estimated) "
                                    "speed for serving MODEL to --users concurrent users at --context tokens each.")
     p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
-    p.add_argument("--gpu", required=True, help="GPU catalog slug (llmsizing gpus)")
+    p.add_argument("--gpu", required=True, help="GPU catalog slug (llmsizing gpus), or 'any' to pick the cheapest")
     p.add_argument("--gpus", type=int, default=None,
                    help="evaluate this many GPUs (default: the smallest layout that fits)")
     p.add_argument("--precision", default=None,
@@ -93,7 +156,16 @@ def register(sub) -> None:
                         "DeepSeek-R1), int8, int4, or a catalog format (q4_k_m, ...); default: the checkpoint's")
     p.add_argument("--kv-precision", default=None, help="KV cache: bf16, fp16, fp8 (llama.cpp: q8_0, q4_0); "
                                                        "default: the model dtype")
-    p.add_argument("--users", type=int, default=None, help="concurrent users (default 3)")
+    p.add_argument("--users", type=_users, default=None,
+                   help="concurrent users (default 3), or 'max' for the max-throughput point")
+    p.add_argument("--attention-dp", action="store_true",
+                   help="attention data parallel over the GPUs (MoE models; SGLang --enable-dp-attention)")
+    p.add_argument("--ep", type=int, default=None, help="expert-parallel size (with --attention-dp)")
+    p.add_argument("--speculative", choices=SPECULATIVE, default=None, help="speculative decoding: mtp or eagle")
+    p.add_argument("--disaggregate", default=None, metavar="P:D",
+                   help="prefill/decode disaggregation: P prefill GPUs and D decode GPUs")
+    p.add_argument("--ttft", default=None, help="time-to-first-token target, e.g. 2s or 500ms (mean)")
+    p.add_argument("--tpot", default=None, help="time-per-output-token target, e.g. 50ms (mean)")
     p.add_argument("--context", default=None,
                    help="tokens per user, prompt + answer: 32768 or 32K (default 32K = 4K prompt + 28K answer)")
     p.add_argument("--prompt-tokens", default=None, help="prompt tokens per request (default: context / 8, at most 4K)")

@@ -17,12 +17,18 @@ from llmsizing.errors import ScenarioError, SizingError
 from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS
 
 
+# categories scored only on the published serving runs (validation/serving_cases.yaml)
+SERVING_ONLY = ("serving-throughput", "serving-latency")
+
+
 def _category(text: str) -> str:
     key = text.strip().lower().replace("_", "-")
+    if key in SERVING_ONLY:
+        return key
     for slug in CATEGORIES:
         if key in (slug, CATEGORY_LABELS[slug].lower(), CATEGORY_LABELS[slug].lower().replace(" ", "-")):
             return slug
-    raise ScenarioError(f"unknown category '{text}'; choose one of: {', '.join(CATEGORIES)}")
+    raise ScenarioError(f"unknown category '{text}'; choose one of: {', '.join(CATEGORIES + SERVING_ONLY)}")
 
 
 def ground_truth_rows(category: str | None, groundtruth):
@@ -50,20 +56,33 @@ def ground_truth_rows(category: str | None, groundtruth):
 def _cmd_validate(args) -> int:
     # Imported here, not at the top: the validation runner brings every estimator and the planner
     # (about 20 ms), which every other command and `llmsizing --help` would pay for.
-    from llmsizing.validation import groundtruth, report, run
+    from llmsizing.validation import groundtruth, report, run, serving_oos
 
     category = _category(args.category) if args.category else None
-    extra = ground_truth_rows(category, groundtruth) if args.ground_truth else []
-    result = run.run_validation(category=category, extra_rows=extra)
+    serving_cats = [c for c in serving_oos.SERVING_CATEGORIES if category in (None, c)]
+    published = serving_oos.run(None) if serving_cats else []
+    published = [r for r in published if r.category in serving_cats]
+    summaries = [serving_oos.summary(published, c, ins) for c in serving_cats for ins in (False, True)]
+    result = None
+    if category not in SERVING_ONLY:
+        extra = ground_truth_rows(category, groundtruth) if args.ground_truth else []
+        result = run.run_validation(category=category, extra_rows=extra)
     if args.json:
-        d = result.to_dict()
-        d["verdicts"] = report.verdicts(result)
+        d = result.to_dict() if result else {}
+        if result:
+            d["verdicts"] = report.verdicts(result)
+        d["serving_published"] = {"rows": [r.to_dict() for r in published], "summary": summaries,
+                                  "calibration_subset": dict(serving_oos.CALIBRATION)}
         print_json(d)
         return 0
-    if not args.summary_only:
-        print(report.format_table(result))
+    if result:
+        if not args.summary_only:
+            print(report.format_table(result))
+            print()
+        print(report.format_summary(result))
+    if published:
         print()
-    print(report.format_summary(result))
+        print(serving_oos.format_report(published, summaries, show_rows=not args.summary_only))
     return 0
 
 
@@ -74,8 +93,8 @@ def register(subparsers) -> None:
                     "gpu_poor, LLaMA-Factory, the 1.2x rule) on every validation case and print errors and a summary.")
     p.add_argument("--json", action="store_true", help="print one JSON object (rows, summary, head to head)")
     p.add_argument("--category", metavar="C",
-                   help="only one category: finetune-memory, serving-kv-capacity, weights, throughput, time, params, "
-                        "bounds, cpu-ground-truth")
+                   help="only one category: finetune-memory, serving-kv-capacity, serving-throughput, "
+                        "serving-latency, weights, throughput, time, params, bounds, cpu-ground-truth")
     p.add_argument("--summary-only", action="store_true", help="print only the summary")
     p.add_argument("--ground-truth", action="store_true",
                    help="also measure tiny models on CPU (torch, transformers, peft) as category cpu-ground-truth")

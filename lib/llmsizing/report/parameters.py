@@ -32,7 +32,7 @@ from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
                                OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes, parse_tokens
+from llmsizing.units import parse_data_size, parse_duration_s, parse_latency_s, parse_memory_bytes, parse_tokens
 
 __all__ = [
     "KINDS",
@@ -246,6 +246,18 @@ def _duration(value: Any, ctx: Ctx) -> str | int | float:
     return value
 
 
+def _latency(value: Any, ctx: Ctx) -> str:
+    if value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ctx.fail(f"expected a latency such as '2s' or '50ms', got {type_name(value)} {value!r}")
+    try:
+        parse_latency_s(value)
+    except ScenarioError as exc:
+        raise ctx.fail(str(exc)) from None
+    return value
+
+
 def _tokens(value: Any, ctx: Ctx) -> int:
     try:
         return parse_tokens(value)
@@ -358,8 +370,12 @@ PARAMETERS: tuple[Parameter, ...] = (
               _SERVE, _precision),
     Parameter("kv_precision", "str", "auto", "KV-cache precision: auto (engine default), bf16, fp16, fp8",
               _SERVE, choices=KV_PRECISIONS),
-    Parameter("engine", "str", "vllm", "serving engine: vllm, sglang, transformers, llama.cpp", _SERVE,
+    Parameter("engine", "str", "vllm", "serving engine: vllm, sglang, tensorrt-llm, transformers, llama.cpp", _SERVE,
               choices=ENGINES),
+    Parameter("ttft", "str", "", "time-to-first-token target at the load, e.g. '2s' (empty: none)", _SERVE,
+              _latency),
+    Parameter("tpot", "str", "", "time-per-output-token target at the load, e.g. '50ms' (empty: none)", _SERVE,
+              _latency),
     # fine-tuning
     Parameter("methods", "list", ["lora", "qlora", "full"], "fine-tuning methods: full, lora, qlora", _TUNE,
               _list_of(_choice(METHODS), max_items=3), choices=METHODS),

@@ -25,7 +25,8 @@ from typing import Any, Mapping
 from llmsizing.architecture import stage_layer_counts
 from llmsizing.serving.plan import Plan
 from llmsizing.serving.sharding import (Layout, kv_elems_per_token_per_layer_per_gpu, kv_heads_per_rank,
-                                        pipeline_stages, stage_weight_bytes, weight_table)
+                                        pipeline_stages, stage_weight_bytes, stage_weight_bytes_attention_dp,
+                                        weight_table)
 from llmsizing.specs import ModelSpec
 
 
@@ -107,22 +108,24 @@ class LayoutMemory:
             blocks = math.floor(max(0.0, s.kv_pool) / (block * s.kv_per_token)) if s.kv_per_token else 0
             tokens = blocks * block
             best = tokens if best is None else min(best, tokens)
-        return int(best or 0)
+        return int(best or 0) * self.layout.kv_replicas
 
     def max_users(self) -> int:
         """Users at the scenario context the pool holds: min over stages of floor(pool / per-user KV)."""
         return int(min(math.floor(max(0.0, s.kv_pool) / s.kv_per_user) if s.kv_per_user else 0
-                       for s in self.stages))
+                       for s in self.stages)) * self.layout.kv_replicas
 
     def fits(self, users: int) -> bool:
         """Every stage holds ``users`` sequences, the engine's start-up check passes, the headroom suffices."""
-        return (all(s.kv_pool >= users * s.kv_per_user and s.kv_pool > 0 and s.headroom_short <= 0
+        per_pool = -(-users // self.layout.kv_replicas)
+        return (all(s.kv_pool >= per_pool * s.kv_per_user and s.kv_pool > 0 and s.headroom_short <= 0
                     for s in self.stages)
                 and self.capacity_tokens() >= self.min_capacity_tokens)
 
     def worst_stage(self, users: int) -> StageMemory:
         """The stage with the least slack (pool minus what the users need)."""
-        return min(self.stages, key=lambda s: (s.kv_pool - users * s.kv_per_user, -s.weights))
+        per_pool = -(-users // self.layout.kv_replicas)
+        return min(self.stages, key=lambda s: (s.kv_pool - per_pool * s.kv_per_user, -s.weights))
 
 
 def sglang_memory_fraction(tp: int, a: Mapping[str, Any]) -> float:
@@ -155,24 +158,79 @@ def _non_torch_bytes(a: Mapping[str, Any], multi_gpu: bool) -> float:
     return a["vllm_non_torch_bytes"] + (a["vllm_tp_comm_bytes"] if multi_gpu else 0)
 
 
+def vllm_profile_for_version(version: str | None) -> str | None:
+    """The ``vllm_memory_profile`` generation of a vLLM version string (None: not recognised, keep the default).
+
+    V0 engine releases up to 0.7 -> ``v0``; 0.8-0.10 and 'v1 (mid-2025)' -> ``v1-mid-2025``; 0.11 and later
+    -> ``v0.19`` (the profile run with a separate dummy sampler)."""
+    import re
+
+    text = str(version or "").strip().lower()
+    if "mid-2025" in text:
+        return "v1-mid-2025"
+    m = re.match(r"v?0\.(\d+)", text)
+    if not m:
+        return None
+    minor = int(m.group(1))
+    return "v0" if minor <= 7 else "v1-mid-2025" if minor <= 10 else "v0.19"
+
+
+def vllm_activation_peak_bytes(forward: float, sampler: float, profile: str) -> float:
+    """Torch activation peak of vLLM's profile run (bytes), by engine generation.
+
+    v0.19 (``vllm/v1/worker/gpu/model_runner.py profile_run``): ``_dummy_run(max_num_tokens)`` then
+    ``_dummy_sampler_run`` one after the other, so the peak is max(forward, sampler). Mid-2025 V1 and V0
+    (``vllm/worker/worker.py determine_num_available_blocks``) ran the sampler inside the forward's lifetime:
+    forward + sampler. github.com/vllm-project/vllm.
+    """
+    return max(forward, sampler) if profile == "v0.19" else forward + sampler
+
+
+def vllm_sampler_bytes_per_logit(profile: str, a: Mapping[str, Any]) -> float:
+    """Bytes the dummy sampler holds per (sequence × vocabulary) logit for a vLLM generation."""
+    return {"v0.19": a["vllm_sampler_bytes_per_logit"], "v1-mid-2025": a["vllm_sampler_bytes_per_logit_v1_2025"],
+            "v0": a["vllm_sampler_bytes_per_logit_v0"]}[profile]
+
+
 def vllm_stage_memory(weights: float, act_per_token: float, last: bool, plan: Plan, runtime: float,
                       frac: float, multi_gpu: bool) -> EngineMemory:
     """vLLM V1 ``determine_available_memory``:
 
     pool = frac · runtime − (weights + activation peak + non-torch), where the activation peak is the
-    profile run at ``max_num_batched_tokens`` plus the dummy sampler (max_num_seqs × vocab × bytes per
-    logit, last pipeline stage only). The CUDA context and CUDA graphs live in (1 − frac) · runtime.
+    profile run at ``max_num_batched_tokens`` and the dummy sampler (max_num_seqs × vocab × bytes per
+    logit, last pipeline stage only), combined as ``vllm_activation_peak_bytes`` says for the engine
+    generation (assumption ``vllm_memory_profile``). The CUDA context and CUDA graphs live in (1 − frac) · runtime.
     """
     a, spec = plan.a, plan.spec
-    act = plan.chunk_tokens * act_per_token * a["activation_bytes_per_elem"]
-    if last:
-        act += plan.sampler_seqs * spec.vocab_size * a["vllm_sampler_bytes_per_logit"]
+    profile = a["vllm_memory_profile"]
+    forward = plan.chunk_tokens * act_per_token * a["activation_bytes_per_elem"]
+    sampler = plan.sampler_seqs * spec.vocab_size * vllm_sampler_bytes_per_logit(profile, a) if last else 0.0
+    act = vllm_activation_peak_bytes(forward, sampler, profile)
     non_torch = _non_torch_bytes(a, multi_gpu)
     graphs = a["vllm_cuda_graph_bytes"] if plan.cuda_graphs else 0
     outside = a["cuda_context_bytes"] + graphs
     return EngineMemory(activations=act, overhead=outside + non_torch,
                         kv_pool=frac * runtime - (weights + act + non_torch),
                         headroom_short=outside - (1 - frac) * runtime, usable=frac * runtime)
+
+
+def trtllm_stage_memory(weights: float, act_per_token: float, last: bool, plan: Plan, runtime: float,
+                        frac: float, multi_gpu: bool) -> EngineMemory:
+    """TensorRT-LLM (PyTorch backend) ``KvCacheCreator._cal_max_tokens``: the KV pool is a fraction of the
+    memory left *after* the profiling peak (weights + activations + non-torch + CUDA context):
+    pool = kv_cache_free_gpu_mem_fraction · (runtime − peak). github.com/NVIDIA/TensorRT-LLM,
+    ``tensorrt_llm/_torch/pyexecutor/_util.py``. CUDA graphs come out of the remaining (1 − fraction)."""
+    a = plan.a
+    # the profiling requests are context (prefill) requests of max_num_tokens in all; their logits are one
+    # row per request, negligible next to the forward workspace
+    act = plan.chunk_tokens * act_per_token * a["activation_bytes_per_elem"]
+    non_torch = _non_torch_bytes(a, multi_gpu)
+    graphs = a["vllm_cuda_graph_bytes"] if plan.cuda_graphs else 0
+    peak = weights + act + non_torch + a["cuda_context_bytes"]
+    free = runtime - peak
+    return EngineMemory(activations=act, overhead=a["cuda_context_bytes"] + non_torch + graphs,
+                        kv_pool=frac * free, headroom_short=graphs - (1 - frac) * max(free, 0.0),
+                        usable=runtime)
 
 
 def sglang_stage_memory(weights: float, act_per_token: float, last: bool, plan: Plan, runtime: float,
@@ -215,7 +273,7 @@ def llamacpp_stage_memory(weights: float, act_per_token: float, last: bool, plan
                         headroom_short=0.0, usable=frac * runtime)
 
 
-ENGINE_MEMORY = {"vllm": vllm_stage_memory, "sglang": sglang_stage_memory,
+ENGINE_MEMORY = {"vllm": vllm_stage_memory, "sglang": sglang_stage_memory, "tensorrt-llm": trtllm_stage_memory,
                  "transformers": transformers_stage_memory, "llama.cpp": llamacpp_stage_memory}
 
 
@@ -247,21 +305,27 @@ def evaluate_layout(plan: Plan, layout: Layout) -> LayoutMemory:
     frac = plan.memory_fraction
     if frac is None:  # SGLang's default depends on the TP size
         frac = sglang_memory_fraction(tp, a)
-    kv_layer = kv_elems_per_token_per_layer_per_gpu(spec, tp, plan.mla_mode) * plan.kv_bytes
-    act_per_token = activation_elems_per_token(spec, tp)
+    adp = layout.attention_dp
+    kv_layer = kv_elems_per_token_per_layer_per_gpu(spec, 1 if adp else tp, plan.mla_mode) * plan.kv_bytes
+    act_per_token = activation_elems_per_token(spec, 1 if adp else tp)
     engine_memory = ENGINE_MEMORY[plan.engine]
     stages = []
     bounds = pipeline_stages(spec.num_layers, pp)
     for i, (start, stop) in enumerate(bounds):
         first, last = i == 0, i == len(bounds) - 1
-        w = stage_weight_bytes(table, spec, tp, start, stop, first, last, plan.embeddings_on_gpu)
+        w = (stage_weight_bytes_attention_dp(table, spec, layout.tensor_parallel, start, stop, first, last) if adp
+             else stage_weight_bytes(table, spec, tp, start, stop, first, last, plan.embeddings_on_gpu))
+        if last and plan.draft_weight_bytes:
+            # the draft (MTP) module runs after the last layer; it is mostly routed experts, split over the
+            # TP / expert-parallel group like the model's own
+            w += plan.draft_weight_bytes / tp
         n_full, n_slide = stage_layer_counts(spec, start, stop, a["sliding_window_kv_bounded"])
         e = engine_memory(w, act_per_token, last, plan, runtime, frac, tp * pp > 1)
         stages.append(StageMemory(start, stop, w, (stop - start) * kv_layer,
                                   kv_per_user_bytes(plan, kv_layer, n_full, n_slide), e.activations, e.overhead,
                                   e.kv_pool, e.headroom_short))
         usable = e.usable
-    paged = plan.engine in ("vllm", "sglang")
+    paged = plan.engine in ("vllm", "sglang")  # TensorRT-LLM caps max_seq_len at the pool instead of refusing
     return LayoutMemory(layout=layout, stages=tuple(stages), fraction=frac, usable=usable, block=plan.block_size,
                         min_capacity_tokens=plan.max_model_len if paged else 0)
 

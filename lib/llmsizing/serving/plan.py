@@ -29,6 +29,7 @@ KV_PRECISION_ALIASES = {"auto": None, "bfloat16": "bf16", "float16": "fp16", "f1
 ENGINE_KV_PRECISIONS = {
     "vllm": ("bf16", "fp16", "fp8"),
     "sglang": ("bf16", "fp16", "fp8"),
+    "tensorrt-llm": ("bf16", "fp16", "fp8"),
     "transformers": ("bf16", "fp16"),
     "llama.cpp": ("fp16", "bf16", "q8_0", "q4_0"),
 }
@@ -38,7 +39,9 @@ LLAMACPP_GENERIC = {"bf16": "bf16", "fp16": "fp16", "int8": "q8_0", "int4": "q4_
 
 # Engines that keep the DeepSeek MLA latent (kv_lora_rank + rope) in the cache by default; transformers'
 # DeepseekV3Attention caches the decompressed per-head K and V.
-ENGINE_DEFAULT_MLA = {"vllm": "latent", "sglang": "latent", "transformers": "decompressed", "llama.cpp": "latent"}
+VLLM_PROFILES = ("v0.19", "v1-mid-2025", "v0")  # vLLM memory-profiling generations (engines.py)
+
+ENGINE_DEFAULT_MLA = {"vllm": "latent", "sglang": "latent", "tensorrt-llm": "latent", "transformers": "decompressed", "llama.cpp": "latent"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Plan:
     compute: str
     notes: tuple[str, ...]
     a: Mapping[str, Any] = field(compare=False, hash=False)
+    draft_weight_bytes: float = 0.0   # speculative-decoding draft weights (DeepSeek MTP module), whole model
 
     @property
     def runtime_memory_bytes(self) -> float:
@@ -181,7 +185,10 @@ _ENGINE_ASSUMPTIONS = {
     "vllm": ("vllm_gpu_memory_utilization", "vllm_block_size", "vllm_mla_block_size",
              "vllm_max_num_batched_tokens_large", "vllm_max_num_batched_tokens_small", "vllm_max_num_seqs_large",
              "vllm_max_num_seqs_small", "vllm_large_defaults_min_memory_bytes", "vllm_sampler_bytes_per_logit",
-             "vllm_non_torch_bytes", "vllm_tp_comm_bytes", "vllm_cuda_graph_bytes"),
+             "vllm_non_torch_bytes", "vllm_tp_comm_bytes", "vllm_cuda_graph_bytes", "vllm_memory_profile",
+             "vllm_sampler_bytes_per_logit_v1_2025", "vllm_sampler_bytes_per_logit_v0"),
+    "tensorrt-llm": ("trtllm_kv_cache_free_gpu_mem_fraction", "trtllm_tokens_per_block", "trtllm_max_num_tokens",
+                     "trtllm_max_batch_size", "vllm_non_torch_bytes", "vllm_tp_comm_bytes", "vllm_cuda_graph_bytes"),
     # SGLang's non-torch memory (NCCL, custom all-reduce, CUDA graphs) is taken to be vLLM's.
     "sglang": ("sglang_mem_fraction_static_tp1", "sglang_mem_fraction_static_tp2", "sglang_mem_fraction_static_tp4",
                "sglang_mem_fraction_static_tp8", "sglang_mem_fraction_static_tp16", "sglang_chunked_prefill_size",
@@ -245,6 +252,13 @@ def make_plan(model: str | ModelSpec, gpu: str | GpuSpec, *, engine: str = "vllm
         block = a["vllm_mla_block_size"] if flashmla else a["vllm_block_size"]
         chunk = a["vllm_max_num_batched_tokens_large" if large else "vllm_max_num_batched_tokens_small"]
         seqs = a["vllm_max_num_seqs_large" if large else "vllm_max_num_seqs_small"]
+        if a["vllm_memory_profile"] not in VLLM_PROFILES:
+            raise ScenarioError(f"assumption vllm_memory_profile {a['vllm_memory_profile']!r} is not one of: "
+                                f"{', '.join(VLLM_PROFILES)}")
+    elif engine == "tensorrt-llm":
+        frac = a["trtllm_kv_cache_free_gpu_mem_fraction"] if gpu_memory_utilization is None \
+            else gpu_memory_utilization
+        block, chunk, seqs = a["trtllm_tokens_per_block"], a["trtllm_max_num_tokens"], a["trtllm_max_batch_size"]
     elif engine == "sglang":
         frac = gpu_memory_utilization  # None: by TP size at evaluation time
         block = 1

@@ -31,7 +31,27 @@ ROOFLINE_ASSUMPTIONS = (
     "decode_step_overhead_s", "decode_layer_latency_s",
     "allreduce_latency_nvlink_s",
     "allreduce_latency_pcie_s", "internode_hop_latency_s", "internode_bytes_per_s",
+    "moe_bandwidth_efficiency_vllm", "moe_bandwidth_efficiency_trtllm", "moe_bandwidth_efficiency_rocm",
+    "moe_prefill_flop_efficiency_bf16",
 )
+
+
+def moe_flop_efficiency(compute: str, a: Mapping[str, Any]) -> float:
+    """Fraction of the dense peak MoE grouped-expert GEMMs reach: ``moe_flop_efficiency`` for FP8 (block-scaled
+    GEMMs, DeepSeek's H800 production figures), ``moe_prefill_flop_efficiency_bf16`` for 16-bit."""
+    return a["moe_flop_efficiency"] if compute == "fp8" else a["moe_prefill_flop_efficiency_bf16"]
+
+
+def moe_bandwidth_efficiency(engine: str, vendor: str, a: Mapping[str, Any]) -> float:
+    """Fraction of peak bandwidth an engine's fused-MoE decode reaches on a GPU vendor.
+
+    SGLang: ``moe_bandwidth_efficiency`` (SGLang 0.5.7 on H200); vLLM and TensorRT-LLM their own values;
+    AMD GPUs (ROCm fused-MoE kernels, any engine): ``moe_bandwidth_efficiency_rocm``.
+    """
+    if vendor.lower() == "amd":
+        return a["moe_bandwidth_efficiency_rocm"]
+    return {"vllm": a["moe_bandwidth_efficiency_vllm"],
+            "tensorrt-llm": a["moe_bandwidth_efficiency_trtllm"]}.get(engine, a["moe_bandwidth_efficiency"])
 
 
 @dataclass(frozen=True)
@@ -103,8 +123,9 @@ def estimate_speed(plan: Plan, mem: LayoutMemory, a: Mapping[str, Any]) -> Speed
     tp = lay.tensor_parallel
     table = weight_table(spec, plan.precision)
     bw = gpu.mem_bw_bytes_per_s * a["decode_bandwidth_efficiency"]
-    bw_moe = gpu.mem_bw_bytes_per_s * a["moe_bandwidth_efficiency"]
-    peak = gpu.tensor_flop_per_s(plan.compute) * (a["moe_flop_efficiency"] if spec.is_moe else a["flop_efficiency"])
+    bw_moe = gpu.mem_bw_bytes_per_s * moe_bandwidth_efficiency(plan.engine, gpu.vendor, a)
+    peak = gpu.tensor_flop_per_s(plan.compute) * (moe_flop_efficiency(plan.compute, a) if spec.is_moe
+                                                   else a["flop_efficiency"])
     link_bw, link_lat = _links(plan, tp, lay.gpus_per_node, a)
     act_bytes = ACTIVATION_BYTES
     users = plan.users
@@ -156,12 +177,15 @@ def estimate_speed(plan: Plan, mem: LayoutMemory, a: Mapping[str, Any]) -> Speed
 
 def dp_ep_decode_tokens_per_s_per_node(spec: ModelSpec, gpu: GpuSpec, precision: Precision, users_per_gpu: int,
                                        context_tokens: int, expert_parallel: int, a: Mapping[str, Any], kv_bytes: float = 2.0,
-                                       gpus_per_node: int = 8) -> dict[str, float]:
+                                       gpus_per_node: int = 8, moe_bw_efficiency: float | None = None,
+                                       a2a_bytes_per_s: float | None = None) -> dict[str, float]:
     """Decode throughput of a large-batch expert-parallel deployment with data-parallel attention.
 
     DeepSeek's production layout (B-deepseek-prod-h800-node-throughput): every GPU holds the full
     attention, dense and shared-expert weights and the KV cache of its own users; routed experts are
-    spread over ``expert_parallel`` GPUs. Per GPU and step: bytes = non-expert weights + local experts
+    spread over ``expert_parallel`` GPUs (``moe_bw_efficiency``: the engine's MoE bandwidth efficiency, default
+    ``moe_bandwidth_efficiency``; ``a2a_bytes_per_s``: the dispatch/combine link, default the inter-node NIC).
+    Per GPU and step: bytes = non-expert weights + local experts
     (all touched at large batch) + own KV; FLOP = own tokens × (2 × active weights + MLA attention);
     expert dispatch/combine (fp8 out, bf16 back) over the network overlaps the computation
     (two-micro-batch overlap), so step = max(roofline, all-to-all) + per-layer and per-step latency.
@@ -171,16 +195,17 @@ def dp_ep_decode_tokens_per_s_per_node(spec: ModelSpec, gpu: GpuSpec, precision:
     non_expert, experts, _ = stage_weight_split(table, 1, 0, L, table.total, True)
     touched = expert_hit_fraction(spec.num_experts, spec.experts_per_token, users_per_gpu * expert_parallel)
     kv = users_per_gpu * context_tokens * L * kv_elems_per_token_per_layer_per_gpu(spec, 1, "latent") * kv_bytes
+    moe_eff = a["moe_bandwidth_efficiency"] if moe_bw_efficiency is None else moe_bw_efficiency
     bytes_moved = non_expert + experts / expert_parallel * touched * a["decode_bandwidth_efficiency"] \
-        / a["moe_bandwidth_efficiency"] + kv
+        / moe_eff + kv
     flop = users_per_gpu * (2.0 * (table.stage_sum("matmul_active", 0, L) + table.lm_head_matmul)
                             + L * attention_flop_per_token_per_layer(spec, context_tokens, "latent", True))
     compute = precision.compute if gpu.peak_flop_per_s(precision.compute) else "bf16"
-    eff = a["moe_flop_efficiency"] if spec.is_moe else a["flop_efficiency"]
+    eff = moe_flop_efficiency(compute, a) if spec.is_moe else a["flop_efficiency"]
     t, bound = roofline_s(bytes_moved, flop, gpu.mem_bw_bytes_per_s * a["decode_bandwidth_efficiency"],
                           gpu.tensor_flop_per_s(compute) * eff)
     a2a = len(spec.moe_layers) * users_per_gpu * spec.experts_per_token * spec.hidden_size * 3.0 \
-        / a["internode_bytes_per_s"]
+        / (a["internode_bytes_per_s"] if a2a_bytes_per_s is None else a2a_bytes_per_s)
     step = max(t, a2a) + L * a["decode_layer_latency_s"] + a["decode_step_overhead_s"]
     return {"decode_step_s": step, "tokens_per_s_per_gpu": users_per_gpu / step,
             "tokens_per_s_per_node": gpus_per_node * users_per_gpu / step, "bound": bound if t >= a2a else "network",

@@ -27,6 +27,12 @@ class Layout:
     pipeline_parallel: int = 1
     expert_parallel: int = 1
     gpus_per_node: int = 8
+    attention_dp: bool = False   # attention data-parallel over the TP group: each GPU its own requests
+
+    @property
+    def kv_replicas(self) -> int:
+        """Independent KV pools per replica: the TP group size with attention DP (each GPU its own users), else 1."""
+        return self.tensor_parallel if self.attention_dp else 1
 
     @property
     def gpus(self) -> int:
@@ -39,9 +45,12 @@ class Layout:
         return -(-self.gpus // self.gpus_per_node)
 
     def to_dict(self) -> dict[str, int]:
-        return {"gpus": self.gpus, "nodes": self.nodes, "gpus_per_node": min(self.gpus, self.gpus_per_node),
-                "tensor_parallel": self.tensor_parallel, "pipeline_parallel": self.pipeline_parallel,
-                "expert_parallel": self.expert_parallel}
+        d = {"gpus": self.gpus, "nodes": self.nodes, "gpus_per_node": min(self.gpus, self.gpus_per_node),
+             "tensor_parallel": self.tensor_parallel, "pipeline_parallel": self.pipeline_parallel,
+             "expert_parallel": self.expert_parallel}
+        if self.attention_dp:
+            d["attention_dp"] = True
+        return d
 
 
 # ----------------------------------------------------------------------------- layers of a stage
@@ -171,6 +180,17 @@ def stage_weight_bytes(table: WeightTable, spec: ModelSpec, tp: int, start: int,
         if spec.tie_embeddings and not first:
             b += table.embed / tp
     return b
+
+
+def stage_weight_bytes_attention_dp(table: WeightTable, spec: ModelSpec, ep: int, start: int, stop: int,
+                                    first: bool, last: bool) -> float:
+    """Weight bytes on one GPU with attention data parallel over a group of ``ep`` GPUs (SGLang
+    ``--enable-dp-attention``, TensorRT-LLM ``enable_attention_dp``): everything but the routed experts
+    whole on every GPU (``stage_weight_bytes`` at TP 1), the routed experts split over the group (expert
+    parallel × MoE tensor parallel = the group)."""
+    whole = stage_weight_bytes(table, spec, 1, start, stop, first, last)
+    experts = table.stage_sum("experts", start, stop)
+    return whole - experts + experts / ep
 
 
 def stage_weight_split(table: WeightTable, tp: int, start: int, stop: int, stage_weights: float,

@@ -30,6 +30,7 @@ from llmsizing.assumptions import registry
 from llmsizing.catalog import load_gpu
 from llmsizing.errors import ScenarioError, SizingError
 from llmsizing.planner import plans as planner
+from llmsizing.serving.engines import vllm_profile_for_version
 from llmsizing.serving.estimate import serve
 from llmsizing.training.compute import compute_precision, model_flop_per_token, tokens_per_s_per_gpu
 from llmsizing.training.memory import FinetuneSetup, finetune_memory
@@ -102,7 +103,9 @@ def _serve(case: Case, spec, gpu, speed: bool = False):
     engine = s.get("engine", "vllm")
     frac = s.get("gpu_memory_utilization") if engine == "vllm" else s.get("mem_fraction_static")
     mml = s.get("max_model_len")
+    profile = vllm_profile_for_version(s.get("engine_version")) if engine == "vllm" else None
     return serve(spec, gpu, gpus=case.gpus, precision=s.get("precision"), kv_precision=s.get("kv_precision"),
+                 assumptions={"vllm_memory_profile": profile} if profile else None,
                  users=int(s.get("users", 1)), context_tokens=int(s.get("context", mml or 4096)), engine=engine,
                  gpu_memory_utilization=frac, max_model_len=mml,
                  max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),
