@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmsizing.choices import ENGINES, MLA_MODES
-from llmsizing.commands.common import add_set_argument, assumption_overrides
+from llmsizing.commands.common import add_set_argument, assumption_overrides, number_text, parse_counts
 from llmsizing.commands.output import print_json
 from llmsizing.planner.cluster import serving_cluster
 from llmsizing.serving.estimate import serve
@@ -55,6 +55,7 @@ def render_table(d: dict) -> str:
 
 
 def _cmd_serve(args) -> int:
+    parse_counts(args, "gpus", "users")
     est = serve(
         args.model, args.gpu, gpus=args.gpus, precision=args.precision, kv_precision=args.kv_precision,
         users=args.users, context_tokens=parse_tokens(args.context, "context") if args.context is not None else None,
@@ -85,14 +86,14 @@ def register(sub) -> None:
                                    "speed for serving MODEL to --users concurrent users at --context tokens each.")
     p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
     p.add_argument("--gpu", required=True, help="GPU catalog slug (llmsizing gpus)")
-    p.add_argument("--gpus", type=int, default=None,
+    p.add_argument("--gpus", type=number_text, default=None,
                    help="evaluate this many GPUs (default: the smallest layout that fits)")
     p.add_argument("--precision", default=None,
                    help="weights: bf16, fp16, fp8 (the model's FP8 checkpoint, e.g. 128x128 blocks for "
                         "DeepSeek-R1), int8, int4, or a catalog format (q4_k_m, ...); default: the checkpoint's")
     p.add_argument("--kv-precision", default=None, help="KV cache: bf16, fp16, fp8 (llama.cpp: q8_0, q4_0); "
                                                        "default: the model dtype")
-    p.add_argument("--users", type=int, default=None, help="concurrent users (default 3)")
+    p.add_argument("--users", type=number_text, default=None, help="concurrent users (default 3)")
     p.add_argument("--context", default=None,
                    help="tokens per user, prompt + answer: 32768 or 32K (default 32K = 4K prompt + 28K answer)")
     p.add_argument("--prompt-tokens", default=None, help="prompt tokens per request (default: context / 8, at most 4K)")

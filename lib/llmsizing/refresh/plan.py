@@ -14,10 +14,12 @@ from typing import Any
 
 from llmsizing.catalog import safe_yaml_loads
 from llmsizing.errors import ScenarioError, SizingError
+from llmsizing.files import read_text_bounded
 from llmsizing.refresh.files import one_line, shown
 from llmsizing.refresh.index import read_manifest
 from llmsizing.refresh.inputs import INPUT_KEYS, SharedInputs, canonical_json, catalog_files, combine
 from llmsizing.report.runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE, notebooks_dir, parse_formats
+from llmsizing.report.parameters import MAX_PARAMS_FILE_BYTES
 from llmsizing.report.scenario import load_scenario
 
 __all__ = ["ScenarioPlan", "expected_files", "plan_refresh", "scenario_name"]
@@ -46,7 +48,7 @@ class ScenarioPlan:
 def _guess_name(path: Path) -> str:
     """Scenario name of a params file that does not validate (for the index): its key, or the stem."""
     with contextlib.suppress(Exception):
-        data = safe_yaml_loads(path.read_text(encoding="utf-8"), str(path), SizingError)
+        data = safe_yaml_loads(read_text_bounded(path, MAX_PARAMS_FILE_BYTES), str(path), SizingError)
         name = data.get("scenario_name") if isinstance(data, dict) else None
         if isinstance(name, str) and name and "/" not in name and not name.startswith("."):
             return name

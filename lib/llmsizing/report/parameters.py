@@ -32,7 +32,8 @@ from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
                                OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes, parse_tokens
+from llmsizing.units import (GPU_MEMORY_RANGE_BYTES, count_range, parse_data_size, parse_duration_s,
+                             parse_memory_bytes, parse_tokens, shown_value)
 
 __all__ = [
     "KINDS",
@@ -123,8 +124,8 @@ def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[Any, Ctx], i
         if isinstance(value, bool) or not isinstance(value, int):
             raise ctx.fail(f"expected an integer, got {type_name(value)} {value!r}{_numeric_string_hint(value)}")
         if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and <= {maximum}" if maximum is not None else ""
-            raise ctx.fail(f"must be >= {minimum}{upper}, got {value}")
+            upper = f" and <= {maximum:,}" if maximum is not None else ""
+            raise ctx.fail(f"must be >= {minimum}{upper}, got {shown_value(value)}")
         return value
 
     return check
@@ -134,6 +135,8 @@ def _float(minimum: float = 0.0, maximum: float | None = None, *, open_min: bool
     def check(value: Any, ctx: Ctx) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ctx.fail(f"expected a number, got {type_name(value)} {value!r}{_numeric_string_hint(value)}")
+        if isinstance(value, int) and abs(value) > 10**300:  # float() of it would overflow
+            raise ctx.fail(f"must be a finite number, got a {len(str(abs(value)))}-digit integer")
         value = float(value)
         low_bad = value <= minimum if open_min else value < minimum
         if not math.isfinite(value) or low_bad or (maximum is not None and value > maximum):
@@ -220,7 +223,7 @@ def _memory_override(value: Any, ctx: Ctx) -> str:
     _str(value, ctx)
     if value:
         try:
-            parse_memory_bytes(value)
+            parse_memory_bytes(value, bounds=GPU_MEMORY_RANGE_BYTES)
         except ScenarioError as exc:
             raise ctx.fail(str(exc)) from None
     return value
@@ -344,7 +347,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               _memory_override),
     # serving
     Parameter("users", "int", 3, "concurrent users, each with a full context in flight", _SERVE,
-              _int(1, 1_000_000)),
+              _int(*count_range("users"))),
     Parameter("context_tokens", "int", 32768, "tokens per user (prompt + output), e.g. 32768 or '32K'", _SERVE,
               _tokens),
     Parameter("context_sweep", "list", [4096, 16384, 32768, 65536, 131072],
@@ -367,7 +370,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               _duration),
     Parameter("epochs", "float", 1.0, "passes over the dataset", _TUNE, _float(0.0, 1000.0)),
     Parameter("seq_len", "int", 4096, "training sequence length in tokens", _TUNE, _tokens),
-    Parameter("lora_rank", "int", 16, "LoRA rank", _TUNE, _int(1, 65536)),
+    Parameter("lora_rank", "int", 16, "LoRA rank", _TUNE, _int(*count_range("lora-rank"))),
     Parameter("optimizer", "str", "adamw", "optimizer: adamw, adamw-8bit, paged-adamw-8bit, paged-adamw, sgd, ...",
               _TUNE, choices=OPTIMIZERS),
     Parameter("train_precision", "str", "mixed-bf16", "training precision: mixed-bf16, bf16, fp32", _TUNE,

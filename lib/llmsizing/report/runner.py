@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsizing.errors import RenderError, ScenarioError
+from llmsizing.files import read_bytes_bounded
 from llmsizing.report import render, results
+from llmsizing.report.parameters import MAX_PARAMS_FILE_BYTES
 from llmsizing.report.scenario import Scenario, load_scenario
 
 __all__ = ["FORMATS", "RunResult", "notebooks_dir", "run_scenario", "run_scenarios"]
@@ -87,7 +89,8 @@ def _file_mode_dir() -> int:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_bytes_bounded(path, MAX_PARAMS_FILE_BYTES, error=ScenarioError,
+                                             what="params file")).hexdigest()
 
 
 def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
