@@ -181,7 +181,7 @@ CASES: list[Case] = [
     Case("run-unknown-format", "argv", ["run", str(SCENARIOS / "empty.yaml"), "--to", "docx"],
          "unknown output format 'docx'"),
     Case("diff-no-report", "argv", ["diff", "no-such-scenario"], "no report for scenario"),
-    Case("diff-very-long-name", "argv", ["diff", LONG], "File name too long"),
+    Case("diff-very-long-name", "argv", ["diff", LONG], "10,000 characters long; at most 80"),
     Case("refresh-jobs-zero", "argv", ["refresh", "-j", "0"], "-j must be at least 1"),
     Case("refresh-negative-wait", "argv", ["refresh", "--wait-timeout", "-1"], "must be >= 0 seconds"),
     Case("finetune-unknown-method", "argv", [*TUNE, "--method", "dpo"], "invalid choice: 'dpo'"),

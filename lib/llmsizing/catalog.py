@@ -26,6 +26,7 @@ import yaml
 
 from llmsizing.errors import CatalogError, ConfigError
 from llmsizing.files import read_text_bounded
+from llmsizing.text import clean_text
 from llmsizing.specs import GpuSpec, ModelSpec, Precision, model_spec_from_config
 from llmsizing.units import GB, GPU_MEMORY_RANGE_BYTES, MiB, parse_memory_bytes
 
@@ -33,6 +34,8 @@ CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CATALOG_FILE_BYTES = 1_000_000
 #: Largest number a catalog key may hold (all catalog units keep real values far below it).
 MAX_CATALOG_NUMBER = 1e15
+#: Longest model name or slug taken from a config.json (a 100,000-character name is cut here, before any work).
+MAX_CONFIG_NAME_CHARS = 200
 #: Most GPUs one node (one NVLink/PCIe domain) may hold; layouts are searched up to it.
 MAX_NODE_GPUS = 1024
 
@@ -313,9 +316,11 @@ def model_from_config_file(path: Path) -> ModelSpec:
     where = str(path)
     cfg = json_loads_strict(read_text_bounded(path, MAX_CATALOG_FILE_BYTES, error=ConfigError, what="config file"),
                             where, ConfigError)
-    slug = path.parent.name or path.stem
+    slug = clean_text(path.parent.name or path.stem)[:MAX_CONFIG_NAME_CHARS]
     name = cfg.get("_name_or_path") if isinstance(cfg, dict) else None
-    return model_spec_from_config(cfg, slug=slug, name=name if isinstance(name, str) and name else slug, where=where)
+    # the names a config.json brings reach tables, charts and the terminal: sanitized and bounded here
+    name = clean_text(name)[:MAX_CONFIG_NAME_CHARS] if isinstance(name, str) and name.strip() else slug
+    return model_spec_from_config(cfg, slug=slug, name=name, where=where)
 
 
 def list_models() -> list[ModelSpec]:

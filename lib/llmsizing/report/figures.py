@@ -47,6 +47,8 @@ RC = {
     "axes.grid": True,
     "grid.color": "#d9d9d9",
     "grid.linewidth": 0.5,
+    # Names come from users (models, GPUs, config.json): '$x^2$' is text, never mathtext (llmsizing.text).
+    "text.parse_math": False,
 }
 # Okabe-Ito (colour-blind safe) then a few more; markers make lines distinct in grey print too.
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442",
@@ -67,7 +69,8 @@ class ReportFigure:
 
     def png(self) -> bytes:
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+        with matplotlib.rc_context(RC):  # tick labels are made while drawing: no mathtext there either
+            self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
         return buf.getvalue()
 
     def _repr_html_(self) -> str:

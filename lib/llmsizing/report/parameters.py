@@ -32,6 +32,7 @@ from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
                                OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
+from llmsizing.text import clean_text
 from llmsizing.units import (GPU_MEMORY_RANGE_BYTES, count_range, parse_data_size, parse_duration_s,
                              parse_memory_bytes, parse_tokens, shown_value)
 
@@ -40,11 +41,13 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_PARAMS_FILE_BYTES",
     "MAX_TEXT_CHARS",
+    "RESERVED_NAMES",
     "PARAMETERS",
     "Parameter",
     "parameter",
     "parameters_for",
     "parse_tokens",
+    "scenario_name_problem",
 ]
 
 #: Report kinds; each has a notebook ``notebooks/<kind>.ipynb``.
@@ -112,7 +115,8 @@ def _str(value: Any, ctx: Ctx, *, max_chars: int = 200, allow_empty: bool = True
 
 def _text(limit: int) -> Callable[[Any, Ctx], str]:
     def check(value: Any, ctx: Ctx) -> str:
-        return _str(value, ctx, max_chars=limit)
+        # control characters (ESC, BEL), bidi overrides and the like are removed once, here (llmsizing.text)
+        return clean_text(_str(value, ctx, max_chars=limit))
 
     return check
 
@@ -181,13 +185,41 @@ def _list_of(item: Callable[[Any, Ctx], Any], *, min_items: int = 1, max_items: 
     return check
 
 
+#: Names the reports folder holds besides the scenario folders (refresh's index, manifest, lock,
+#: staging); a scenario may not take them, nor a name ending like the files the tool writes beside
+#: the scenario folders (``<name>.failed.ipynb``, ``<name>.failed.log``).
+RESERVED_NAMES = frozenset({"manifest.json", "index.html", "history", "con", "nul", "prn", "aux"})
+RESERVED_SUFFIXES = (".json", ".html", ".htm", ".ipynb", ".log", ".lock", ".tmp", ".old", ".pdf")
+
+
+def scenario_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a scenario (report folder) name, or None: the one name rule.
+
+    Lower-case letters, digits, ``-``, ``_`` and ``.``, starting and ending with a letter or digit
+    (so no dot-names, no ``/``, and two names never differ only in case), no ``..``, at most
+    :data:`MAX_NAME_CHARS` characters, not a reserved name (:data:`RESERVED_NAMES`) and not ending like a
+    file the tool writes in the reports folder (:data:`RESERVED_SUFFIXES`).
+    """
+    if not isinstance(name, str) or not name:
+        return "a scenario name must be a non-empty string"
+    if len(name) > MAX_NAME_CHARS:
+        return f"the scenario name is {len(name):,} characters long; at most {MAX_NAME_CHARS} allowed"
+    shown = repr(name)
+    if not SLUG_RE.match(name) or ".." in name:
+        return (f"{shown} is not a safe folder name: use lower-case letters, digits, '-', '_' and '.', "
+                f"starting and ending with a letter or digit, no '/' and no '..' (e.g. 'acme-chat-70b')")
+    if name in RESERVED_NAMES or name.endswith(RESERVED_SUFFIXES):
+        return (f"{shown} is not a safe folder name: it is reserved for the files of the reports folder "
+                f"(reserved: {', '.join(sorted(RESERVED_NAMES))}, and names ending in "
+                f"{', '.join(RESERVED_SUFFIXES)})")
+    return None
+
+
 def _slug(value: Any, ctx: Ctx) -> str:
     _str(value, ctx, max_chars=MAX_NAME_CHARS, allow_empty=False)
-    if not SLUG_RE.match(value) or ".." in value:
-        raise ctx.fail(
-            f"{value!r} is not a safe folder name: use lower-case letters, digits, '-', '_' and '.', "
-            f"starting and ending with a letter or digit, no '/' and no '..' (e.g. 'acme-chat-70b')"
-        )
+    problem = scenario_name_problem(value)
+    if problem:
+        raise ctx.fail(problem)
     return value
 
 
