@@ -110,6 +110,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     def construct_yaml_int(self, node):  # type: ignore[override]
         """Decimal, ``0o`` octal or ``0x`` hex only (PyYAML would read ``012`` as octal and ``1:30`` as 90)."""
         text = str(self.construct_scalar(node))
+        check_integer_digits(text)
         if text.startswith("0x"):
             return int(text[2:], 16)
         if text.startswith("0o"):
@@ -142,6 +143,20 @@ _NoAliasLoader.add_constructor(_BOOL_TAG, _NoAliasLoader.construct_yaml_bool)
 _NoAliasLoader.add_constructor(_INT_TAG, _NoAliasLoader.construct_yaml_int)
 
 
+#: Most digits an integer in an input file may have: every later float() of it stays finite (no
+#: OverflowError on a 310-digit integer, no 4,300-digit conversion limit reached).
+MAX_INTEGER_DIGITS = 30
+
+
+def check_integer_digits(text: str) -> int:
+    """The integer literal ``text`` (JSON or YAML), refused with ValueError when longer than
+    :data:`MAX_INTEGER_DIGITS` digits."""
+    digits = len(text.lstrip("+-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ValueError(f"an integer with {digits:,} digits is too large (at most {MAX_INTEGER_DIGITS} digits)")
+    return int(text, 0) if text.lstrip("+-").startswith(("0x", "0o")) else int(text)
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -155,7 +170,7 @@ def json_loads_strict(text: str, where: str, error: type[Exception]) -> Any:
     """Parse JSON refusing duplicate keys (JSON would keep the last) and integers too long to convert;
     errors are one line naming ``where``. NaN and Infinity are read (the field checks name them)."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=check_integer_digits)
     except json.JSONDecodeError as exc:
         raise error(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:

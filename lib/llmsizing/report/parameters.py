@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -230,7 +231,10 @@ def _model(value: Any, ctx: Ctx) -> str:
     except CatalogError as exc:
         raise ctx.fail(str(exc)) from None
     entry = catalog.model_entry(spec)
-    return spec.slug if entry is not None else value
+    if entry is not None:
+        return spec.slug
+    # a config.json path: absolute from here on, so the notebook (run in its build folder) reads the same file
+    return os.path.abspath(value)
 
 
 def _gpu(value: Any, ctx: Ctx) -> str:
