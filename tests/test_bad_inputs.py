@@ -416,6 +416,8 @@ CASES: list[Case] = [
     # names and folders
     Case("diff-traversal", "argv", ["diff", "../../x"], "not a safe folder name"),
     Case("diff-reserved", "argv", ["diff", "manifest.json"], "reserved"),
+    Case("diff-out-empty", "argv", ["diff", "alpha", "--out", ""], "--out must name"),
+    Case("diff-against-traversal", "argv", ["diff", "alpha", "--against", "../../../etc"], "not a version name"),
     Case("run-out-empty", "argv", ["run", str(SCENARIOS / "empty.yaml"), "--out", ""], "--out must name"),
     Case("refresh-out-empty", "argv", ["refresh", "--out", ""], "--out must name"),
     # strict YAML 1.2 scalars

@@ -569,3 +569,63 @@ def test_does_not_fit_renders_as_a_report(tmp_path: Path, monkeypatch: pytest.Mo
             assert "does not fit" in html.lower()
         results = json.loads((tmp_path / "reports" / name / "results.json").read_text())
         assert results["provenance"]["params_file"] == f"{name}.yaml"
+
+
+# --------------------------------------------------------------------------- a second set of the same classes
+
+
+@pytest.mark.unit
+def test_more_special_files_are_refused(tmp_path: Path):
+    import socket
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "link-to-fifo.yaml").symlink_to(fifo)
+    sock_path = tmp_path / "sock.yaml"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(sock_path))
+        for path, message in ((tmp_path / "link-to-fifo.yaml", "named pipe"), (sock_path, "socket"),
+                              (Path("/dev/null"), "character device"), (tmp_path, "directory")):
+            t0 = time.monotonic()
+            with pytest.raises(SizingError, match=message):
+                read_text_bounded(path, 1000)
+            assert time.monotonic() - t0 < 2
+    finally:
+        sock.close()
+
+
+@pytest.mark.unit
+def test_yaml_12_scalars_and_text_fields():
+    from llmsizing.report.scenario import Scenario
+    from llmsizing.catalog import safe_yaml_loads
+
+    doc = safe_yaml_loads("a: 0x10\nb: 012\nc: on\nd: No\ne: 1:30:00\nf: 1.5e+3\ng: TRUE\n", "t", SizingError)
+    assert doc == {"a": 16, "b": 12, "c": "on", "d": "No", "e": "1:30:00", "f": 1500.0, "g": True}
+    sc = Scenario.from_dict({"kind": "serving", "models": [MODEL], "gpus": ["h100"],
+                             "title": "Q3 \u202eplan\x1b[1m\x07", "customer": "O'Brien & Sons"})
+    assert sc.title == "Q3 plan[1m" and sc.customer == "O'Brien & Sons"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["manifest.json", "index.html", "beta.failed.ipynb", "beta.failed.log", "history",
+                                  ".refresh.lock", "x.tmp", "Beta", "a" * 81, "con"])
+def test_the_name_rule_refuses_reserved_names(name: str):
+    from llmsizing.report.parameters import scenario_name_problem
+
+    assert scenario_name_problem(name)
+    assert scenario_name_problem("beta-2.1") is None
+
+
+@pytest.mark.unit
+def test_run_with_a_report_folder_that_is_a_file_or_link_is_refused_before_running(tmp_path: Path, capsys):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "gamma").write_text("not a folder")
+    (out / "delta").symlink_to(tmp_path / "nowhere")
+    for name in ("gamma", "delta"):
+        code = main(["run", str(_params(tmp_path, name)), "--out", str(out), "--to", "html"])
+        err = capsys.readouterr().err
+        assert code == 2 and ("is a file" in err or "symbolic link" in err or "would write outside" in err), err
+    assert (out / "gamma").read_text() == "not a folder" and (out / "delta").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == ["delta", "gamma"]

@@ -52,6 +52,12 @@ def read_bytes_bounded(path: str | os.PathLike[str], max_bytes: int, *, error: t
     except IsADirectoryError:
         raise error(f"{where}: is a directory, not a {what}") from None
     except OSError as exc:
+        try:  # a socket cannot be opened (ENXIO): name what it is
+            mode = os.stat(path).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise error(f"{where}: is {_kind(mode)}, not a regular file; give a {what}") from None
         raise error(f"{where}: cannot read {what} ({exc.strerror or exc})") from None
     try:
         st = os.fstat(fd)

@@ -23,7 +23,8 @@ from typing import Any
 
 from llmsizing.errors import ScenarioError
 from llmsizing.refresh.files import dir_mode, read_json_file, remove_path
-from llmsizing.report.runner import RESULTS_FILE
+from llmsizing.report.parameters import scenario_name_problem
+from llmsizing.report.runner import RESULTS_FILE, check_out_dir
 
 __all__ = ["HISTORY_DIR", "Change", "diff_report", "diff_results", "headline", "history_entries", "publish_report"]
 
@@ -143,7 +144,13 @@ def history_entries(out_dir: str | os.PathLike[str], scenario: str) -> list[Path
 def diff_report(out_dir: str | Path, scenario: str, against: str | None = None,
                 everything: bool = False) -> dict:
     """The changes between a report and an earlier version of it, as a JSON-ready dict."""
-    root = Path(out_dir)
+    root = check_out_dir(out_dir)
+    problem = scenario_name_problem(scenario)
+    if problem:
+        raise ScenarioError(f"scenario {scenario[:100]!r}: {problem}")
+    if against is not None and scenario_name_problem(against.lower()) and not against.replace("-", "").replace(
+            "T", "").replace("Z", "").isalnum():
+        raise ScenarioError(f"--against {against[:100]!r} is not a version name (a folder name under history/)")
     current = root / scenario / RESULTS_FILE
     if not current.is_file():
         raise ScenarioError(f"no report for scenario {scenario!r}: {current} does not exist "

@@ -227,7 +227,7 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{where}: expected a mapping of keys at the top level, got {type_name(data)}")
     if "scenario_name" not in data:
         if scenario_name_problem(p.stem):
-            raise ScenarioError(f"{where}: the file name is not a safe report folder name "
-                                f"({scenario_name_problem(p.stem)}); add 'scenario_name:'")
+            raise ScenarioError(f"{where}: the file name is not a safe report folder name; add 'scenario_name:' "
+                                f"({scenario_name_problem(p.stem)})")
         data = {**data, "scenario_name": p.stem}
     return Scenario.from_dict(data, where=where)
