@@ -629,3 +629,18 @@ def test_run_with_a_report_folder_that_is_a_file_or_link_is_refused_before_runni
         assert code == 2 and ("is a file" in err or "symbolic link" in err or "would write outside" in err), err
     assert (out / "gamma").read_text() == "not a folder" and (out / "delta").is_symlink()
     assert sorted(p.name for p in out.iterdir()) == ["delta", "gamma"]
+
+
+@pytest.mark.unit
+def test_catalog_names_are_sanitized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A customer catalog entry named with a lone surrogate, ESC and '$' cannot break a table, chart or terminal."""
+    import yaml
+
+    builtin = Path(catalog.__file__).parent / "catalog" / "gpus" / "l40s.yaml"
+    data = yaml.safe_load(builtin.read_text(encoding="utf-8"))
+    data.update(slug="odd-gpu", aliases=["odd-gpu"], name="Odd \ud800 \x1b[31m$x^2$ GPU")
+    (tmp_path / "gpus").mkdir()
+    (tmp_path / "gpus" / "odd-gpu.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv("LLMSIZING_CATALOG_DIR", str(tmp_path))
+    catalog.gpu_catalog.cache_clear()
+    assert catalog.load_gpu("odd-gpu").name == "Odd \ufffd [31m$x^2$ GPU"

@@ -268,7 +268,7 @@ def _model_entry(path: Path, data: dict) -> ModelEntry:
     if data["config"].get("model_type") != data["family"]:
         raise CatalogError(f"{where}: key 'family' ({data['family']}) differs from config.model_type")
     spec = model_spec_from_config(
-        data["config"], slug=data["slug"], name=data["name"], where=where, hf_id=data["hf_id"],
+        data["config"], slug=data["slug"], name=clean_text(data["name"]), where=where, hf_id=data["hf_id"],
         params_published=int(_num(data, "params_published", where)), sources=_str_list(data, "sources", where),
     )
     ck = _num(data, "checkpoint_params_published", where, allow_null=True)
@@ -361,7 +361,7 @@ def _gpu(path: Path, data: dict) -> GpuSpec:
         if v is not None:
             flops[compute] = v * scale
     return GpuSpec(
-        slug=data["slug"], name=str(data["name"]), vendor=str(data["vendor"]), arch=str(data["arch"]),
+        slug=data["slug"], name=clean_text(data["name"]), vendor=str(data["vendor"]), arch=str(data["arch"]),
         form=str(data["form"]),
         memory_bytes=int(_num(data, "memory_total_MiB", where) * MiB),
         memory_label_gb=float(_num(data, "memory_label_GB", where)),
