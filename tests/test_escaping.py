@@ -30,6 +30,7 @@ from llmsizing.errors import SizingError
 from llmsizing.report.results import read_results
 from llmsizing.report.runner import run_scenario
 from llmsizing.report.scenario import MAX_TEXT_CHARS, Scenario
+from llmsizing.text import clean_text
 
 DATA = Path(__file__).parent / "data"
 FAULT_NOTEBOOKS = DATA / "fault_notebooks"
@@ -142,7 +143,9 @@ def test_kernel_received_every_string_unchanged(hostile_run):
     doc = read_results(hostile_run["result"].files["results"])
     detail = doc["results"]["detail"]
     for key in ("customer", "title", "notes"):
-        assert detail[key] == hostile_run["texts"][key], key
+        # unchanged but for what the one sanitizer removes (bidi overrides, control characters; llmsizing.text)
+        assert detail[key] == clean_text(hostile_run["texts"][key]), key
+    assert "\u202e" not in detail["notes"] and "\u202e" in hostile_run["texts"]["notes"]
     nb = nbformat.read(hostile_run["result"].files["ipynb"], as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1

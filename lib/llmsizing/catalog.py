@@ -16,6 +16,7 @@ import difflib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -25,13 +26,17 @@ import yaml
 
 from llmsizing import hub
 from llmsizing.errors import CatalogError, ConfigError
+from llmsizing.files import read_text_bounded
+from llmsizing.text import clean_text
 from llmsizing.specs import GpuSpec, ModelSpec, Precision, model_spec_from_config
-from llmsizing.units import GB, MiB, parse_memory_bytes
+from llmsizing.units import GB, GPU_MEMORY_RANGE_BYTES, MiB, parse_memory_bytes
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 MAX_CATALOG_FILE_BYTES = 1_000_000
 #: Largest number a catalog key may hold (all catalog units keep real values far below it).
 MAX_CATALOG_NUMBER = 1e15
+#: Longest model name or slug taken from a config.json (a 100,000-character name is cut here, before any work).
+MAX_CONFIG_NAME_CHARS = 200
 #: Most GPUs one node (one NVLink/PCIe domain) may hold; layouts are searched up to it.
 MAX_NODE_GPUS = 1024
 
@@ -67,24 +72,8 @@ def _catalog_dirs(kind: str) -> list[Path]:
 
 def read_text_file(path: Path, error: type[Exception] = CatalogError, max_bytes: int = MAX_CATALOG_FILE_BYTES,
                    what: str = "file") -> str:
-    """Read a small UTF-8 text file; every problem is one ``error`` line naming the file."""
-    where = str(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise error(f"{where}: no such {what}") from None
-    except OSError as exc:
-        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
-    if not path.is_file():
-        raise error(f"{where}: not a file")
-    if size > max_bytes:
-        raise error(f"{where}: file is {size} bytes, over the {max_bytes}-byte limit")
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise error(f"{where}: not UTF-8 text") from None
-    except OSError as exc:
-        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+    """Read a small UTF-8 text file through the one bounded reader (:mod:`llmsizing.files`)."""
+    return read_text_bounded(path, max_bytes, error=error, what=what)
 
 
 def read_yaml_file(path: Path) -> Any:
@@ -92,8 +81,42 @@ def read_yaml_file(path: Path) -> Any:
     return safe_yaml_loads(read_text_file(path), str(path), CatalogError)
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+#: YAML 1.2 core schema scalars (https://yaml.org/spec/1.2.2/#1032-tag-resolution), replacing PyYAML's
+#: YAML 1.1 ones: ``yes/no/on/off`` stay text, ``1:30`` is text (not 90, base 60), ``012`` is twelve (not
+#: octal ten), no ``_`` digit separators. A float still needs a dot (``1e9`` stays the text '1e9', which the
+#: scenario checks explain), as in PyYAML.
+_STRICT_SCALARS = (
+    (_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
+    (_INT_TAG, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")),
+    (_FLOAT_TAG, re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+                            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789.")),
+)
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses YAML aliases (no billion-laughs expansion)."""
+    """SafeLoader that refuses YAML aliases (no billion-laughs expansion), refuses duplicate keys and
+    resolves plain scalars by the YAML 1.2 core schema (:data:`_STRICT_SCALARS`)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_yaml_bool(self, node):  # type: ignore[override]
+        return self.construct_scalar(node).lower() == "true"
+
+    def construct_yaml_int(self, node):  # type: ignore[override]
+        """Decimal, ``0o`` octal or ``0x`` hex only (PyYAML would read ``012`` as octal and ``1:30`` as 90)."""
+        text = str(self.construct_scalar(node))
+        check_integer_digits(text)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        return int(text, 10)
 
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -113,6 +136,48 @@ class _NoAliasLoader(yaml.SafeLoader):
                                                             key_node.start_mark)
                 seen.add(key)
         return mapping
+
+
+for _tag, _rx, _first in _STRICT_SCALARS:
+    _NoAliasLoader.add_implicit_resolver(_tag, _rx, _first)
+_NoAliasLoader.add_constructor(_BOOL_TAG, _NoAliasLoader.construct_yaml_bool)
+_NoAliasLoader.add_constructor(_INT_TAG, _NoAliasLoader.construct_yaml_int)
+
+
+#: Most digits an integer in an input file may have: every later float() of it stays finite (no
+#: OverflowError on a 310-digit integer, no 4,300-digit conversion limit reached).
+MAX_INTEGER_DIGITS = 30
+
+
+def check_integer_digits(text: str) -> int:
+    """The integer literal ``text`` (JSON or YAML), refused with ValueError when longer than
+    :data:`MAX_INTEGER_DIGITS` digits."""
+    digits = len(text.lstrip("+-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ValueError(f"an integer with {digits:,} digits is too large (at most {MAX_INTEGER_DIGITS} digits)")
+    return int(text, 0) if text.lstrip("+-").startswith(("0x", "0o")) else int(text)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is written twice")
+        out[key] = value
+    return out
+
+
+def json_loads_strict(text: str, where: str, error: type[Exception]) -> Any:
+    """Parse JSON refusing duplicate keys (JSON would keep the last) and integers too long to convert;
+    errors are one line naming ``where``. NaN and Infinity are read (the field checks name them)."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=check_integer_digits)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise error(f"{where}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # a duplicate key, or an integer with more digits than Python converts
+        raise error(f"{where}: invalid JSON: {' '.join(str(exc).split())[:200]}") from None
 
 
 def safe_yaml_loads(text: str, where: str, error: type[Exception]) -> Any:
@@ -204,7 +269,7 @@ def _model_entry(path: Path, data: dict) -> ModelEntry:
     if data["config"].get("model_type") != data["family"]:
         raise CatalogError(f"{where}: key 'family' ({data['family']}) differs from config.model_type")
     spec = model_spec_from_config(
-        data["config"], slug=data["slug"], name=data["name"], where=where, hf_id=data["hf_id"],
+        data["config"], slug=data["slug"], name=clean_text(data["name"]), where=where, hf_id=data["hf_id"],
         params_published=int(_num(data, "params_published", where)), sources=_str_list(data, "sources", where),
     )
     ck = _num(data, "checkpoint_params_published", where, allow_null=True)
@@ -278,26 +343,14 @@ def model_from_config_file(path: Path, *, slug: str | None = None, name: str | N
     except OSError:
         pass  # reading it below reports the problem
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read config file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_CATALOG_FILE_BYTES:
-        raise ConfigError(f"{where}: file is {len(raw)} bytes, too large for a config.json")
-    try:
-        cfg = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise ConfigError(f"{where}: invalid JSON: {' '.join(str(exc).split())[:200]}") from None
-    slug = slug or path.parent.name or path.stem
+    cfg = json_loads_strict(read_text_bounded(path, MAX_CATALOG_FILE_BYTES, error=ConfigError, what="config file"),
+                            where, ConfigError)
+    # the names a config.json brings reach tables, charts and the terminal: sanitized and bounded here
+    slug = clean_text(slug or path.parent.name or path.stem)[:MAX_CONFIG_NAME_CHARS]
     if name is None:
         name = cfg.get("_name_or_path") if isinstance(cfg, dict) else None
-    return model_spec_from_config(cfg, slug=slug, name=name if isinstance(name, str) and name else slug, where=where)
+    name = clean_text(name)[:MAX_CONFIG_NAME_CHARS] if isinstance(name, str) and name.strip() else slug
+    return model_spec_from_config(cfg, slug=slug, name=name, where=where)
 
 
 def list_models() -> list[ModelSpec]:
@@ -323,7 +376,7 @@ def _gpu(path: Path, data: dict) -> GpuSpec:
         if v is not None:
             flops[compute] = v * scale
     return GpuSpec(
-        slug=data["slug"], name=str(data["name"]), vendor=str(data["vendor"]), arch=str(data["arch"]),
+        slug=data["slug"], name=clean_text(data["name"]), vendor=str(data["vendor"]), arch=str(data["arch"]),
         form=str(data["form"]),
         memory_bytes=int(_num(data, "memory_total_MiB", where) * MiB),
         memory_label_gb=float(_num(data, "memory_label_GB", where)),
@@ -358,7 +411,7 @@ def load_gpu(name: str, memory_override: str | None = None) -> GpuSpec:
     if found is None:
         raise CatalogError(f"unknown GPU '{name}'{_suggest(key, sorted(cat))} (run 'llmsizing gpus' for the list)")
     if memory_override:
-        found = replace(found, memory_bytes=parse_memory_bytes(memory_override))
+        found = replace(found, memory_bytes=parse_memory_bytes(memory_override, bounds=GPU_MEMORY_RANGE_BYTES))
     return found
 
 

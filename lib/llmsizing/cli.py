@@ -7,7 +7,10 @@ this module only wires them and turns library errors into one line on stderr wit
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from llmsizing import __version__
@@ -38,14 +41,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every ``finally`` runs (build folders removed, refresh
+    workers stopped, the lock released) before the process exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_unwind():
+    """SIGTERM/SIGHUP raise :class:`Terminated` while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for s in saved:
+        signal.signal(s, _raise_terminated)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.handler(args)
+        with _signals_unwind():
+            code = args.handler(args)
     except SizingError as exc:
         sys.stderr.write(f"llmsizing: error: {output.one_line(str(exc))}\n")
         return EXIT_USAGE
+    except Terminated as exc:
+        sys.stderr.write(f"llmsizing: stopped by signal {exc.signum}; unfinished work was removed\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("llmsizing: interrupted; nothing was written\n")
         return 130

@@ -174,6 +174,8 @@ def dataset_size(
     eff = float(a["packing_efficiency"] if packing else a["padding_efficiency"])
     if not 0 < eff <= 1:
         raise ScenarioError(f"{'packing' if packing else 'padding'}_efficiency must be in (0, 1], got {eff}")
+    if tokens < 1:
+        raise ScenarioError(f"dataset {ds.text!r} is {tokens:.3g} tokens, below one token; accepted: {DATA_FORMS}")
     train = tokens * ep / eff
     if not (math.isfinite(train) and math.isfinite(raw)):
         raise ScenarioError(f"dataset {ds.text!r} x {ep:g} epochs is too large to count; accepted: {DATA_FORMS}")

@@ -99,6 +99,87 @@ def parse_tokens(value: str | int | float, what: str = "token count") -> int:
     return n
 
 
+#: Accepted range of each count a user types (command line and scenario files share these).
+#: Lower bounds are 1; the upper bounds are far beyond any real deployment and keep every later
+#: computation finite (no float overflow, no 10^19-node plans).
+COUNT_RANGES: dict[str, tuple[int, int]] = {
+    "users": (1, 1_000_000),
+    "gpus": (1, 100_000),
+    "micro-batch": (1, 65_536),
+    "tp": (1, 1024),
+    "pp": (1, 1024),
+    "ep": (1, 1024),
+    "lora-rank": (1, 65_536),
+    "max-num-seqs": (1, 1_000_000),
+}
+#: Largest dataset accepted, in its own unit (bytes, tokens or samples): 10^18, an exabyte of text.
+MAX_DATA_AMOUNT = 1e18
+#: GPU memory a ``--gpu-memory`` / ``gpu_memory`` override may state: 1 GiB to 64 TiB.
+GPU_MEMORY_RANGE_BYTES = (GiB, 64 * TiB)
+
+_COUNT_TEXT_RE = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+_COUNT_FLOAT_RE = re.compile(r"^\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
+
+
+def shown_value(value: object, limit: int = 40) -> str:
+    """``repr`` of a user value, shortened in the middle (a 4,000-digit number is not echoed whole)."""
+    text = value if isinstance(value, str) else None
+    if text is None:
+        text = f"{len(str(value))}-digit integer" if isinstance(value, int) and abs(value) > 10**limit else str(value)
+        return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+    text = repr(text)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]} ({len(value)} characters)"
+
+
+def count_range(what: str) -> tuple[int, int]:
+    """The accepted range of the count ``what`` (a key of :data:`COUNT_RANGES`)."""
+    return COUNT_RANGES[what.replace("_", "-")]
+
+
+def parse_count(value: object, what: str, lo: int | None = None, hi: int | None = None) -> int:
+    """A whole count from ``lo`` to ``hi`` (default: :data:`COUNT_RANGES` of ``what``): an int, an integral
+    float, or text of digits (``'8'``, ``'1e3'``). The one count parser of the command line and the scenarios.
+
+    Never overflows: a 4,000-digit integer or ``1e308`` is compared as an exact integer or refused as
+    text, never converted to a float; ``nan``, ``inf`` and booleans are refused.
+    """
+    if lo is None or hi is None:
+        lo, hi = count_range(what)
+    shown = value.strip() if isinstance(value, str) and _COUNT_TEXT_RE.match(value) and len(value) <= 40 \
+        else shown_value(value)
+    bad = f"{what} must be a positive integer, got {shown}; accepted: {lo:,} to {hi:,}"
+    n: int
+    if isinstance(value, bool):
+        raise ScenarioError(bad)
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ScenarioError(bad)
+        if not lo <= value <= hi:
+            raise ScenarioError(bad)
+        n = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if _COUNT_TEXT_RE.match(text):
+            digits = text.lstrip("+-").lstrip("0")
+            if len(digits) > len(str(hi)):  # too long to be in range: refused without converting
+                raise ScenarioError(bad)
+            n = int(text)
+        elif _COUNT_FLOAT_RE.match(text):
+            f = float(text)  # '1e400' is inf, never an OverflowError
+            if not math.isfinite(f) or not f.is_integer() or not lo <= f <= hi:
+                raise ScenarioError(bad)
+            n = int(f)
+        else:
+            raise ScenarioError(f"cannot parse {what} {shown_value(value)}: write a whole number from {lo:,} to {hi:,}")
+    else:
+        raise ScenarioError(bad)
+    if not lo <= n <= hi:
+        raise ScenarioError(bad)
+    return n
+
+
 _INT_RE = re.compile(r"^[-+]?[0-9]{1,30}$")
 _FLOAT_RE = re.compile(r"^[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,2})?$")
 
@@ -154,7 +235,14 @@ def parse_data_size(text: str | int | float) -> DataSize:
             raise ScenarioError(f"unknown unit {m.group('unit')!r} in data size {raw!r}; accepted: {DATA_FORMS}")
         value *= mult
     if not math.isfinite(value) or value <= 0:
-        raise ScenarioError(f"data size {raw!r} must be a positive finite amount; accepted: {DATA_FORMS}")
+        raise ScenarioError(f"data size {shown_value(raw)} must be a positive finite amount; accepted: {DATA_FORMS}")
+    one = {"bytes": "byte", "tokens": "token", "samples": "sample"}[unit]
+    if value < 1:
+        raise ScenarioError(f"data size {shown_value(raw)} is below one {one} (less than one token); "
+                            f"accepted: {DATA_FORMS}")
+    if value > MAX_DATA_AMOUNT:
+        raise ScenarioError(f"data size {shown_value(raw)} is above the largest accepted, {MAX_DATA_AMOUNT:.0e} "
+                            f"{unit}; accepted: {DATA_FORMS}")
     return DataSize(amount=value, unit=unit, text=raw)
 
 
@@ -206,16 +294,27 @@ _LAT_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>ms|s
 _MEM_RE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?)\s*(?P<unit>GiB|GB|MiB|MB|TiB|TB)\s*$", re.I)
 
 
-def parse_memory_bytes(text: str) -> int:
-    """Parse a memory capacity that states its unit explicitly (``24GiB``, ``80 GB``)."""
+def parse_memory_bytes(text: str, what: str = "memory size",
+                       bounds: tuple[float, float] | None = None) -> int:
+    """Parse a memory capacity that states its unit explicitly (``24GiB``, ``80 GB``), optionally within
+    ``bounds`` (bytes; e.g. :data:`GPU_MEMORY_RANGE_BYTES`). Never overflows (``1e400GiB`` is refused)."""
     m = _MEM_RE.match(str(text))
     if not m:
-        raise ScenarioError(f"cannot parse memory size {text!r}; write it with GiB or GB, e.g. '24GiB' or '80GB'")
+        raise ScenarioError(f"cannot parse {what} {shown_value(text)}; write it with GiB or GB, e.g. '24GiB' or '80GB'")
     unit = m.group("unit")
     factor = {"gib": GiB, "gb": GB, "mib": MiB, "mb": MB, "tib": TiB, "tb": TB}[unit.lower()]
     value = float(m.group("num")) * factor
     if value <= 0:
-        raise ScenarioError(f"memory size {text!r} must be positive")
+        raise ScenarioError(f"{what} {shown_value(text)} must be positive")
+    if bounds is not None:
+        lo, hi = bounds
+        if value < lo:
+            raise ScenarioError(f"{what} {shown_value(text)} is too small: at least {fmt_bytes(lo)} "
+                                f"(accepted {fmt_bytes(lo)} to {fmt_bytes(hi)})")
+        if value > hi:
+            raise ScenarioError(f"{what} {shown_value(text)} is too large: at most {fmt_bytes(hi)}")
+    if not math.isfinite(value):
+        raise ScenarioError(f"{what} {shown_value(text)} is too large")
     return int(value)
 
 

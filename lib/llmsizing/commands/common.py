@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Sequence
 
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
-from llmsizing.units import parse_scalar, parse_tokens
+from llmsizing.units import parse_count, parse_scalar, parse_tokens
+
+
+def number_text(text: str) -> str:
+    """An argparse ``type`` for a count typed on the command line: any text that reads as a number
+    (``8``, ``1e20``, a 400-digit integer) passes as text, to be range-checked by :func:`parse_counts`
+    with ``units.parse_count``; other text ('three', 'nan') is argparse's "invalid int value"."""
+    if not _NUMBER_RE.match(text):
+        raise ValueError(text)
+    return text
+
+
+number_text.__name__ = "int"
+_NUMBER_RE = re.compile(r"^\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
+
+
+def parse_counts(args: argparse.Namespace, *names: str) -> None:
+    """Replace each ``args.<name>`` given as text by its count, checked against ``units.COUNT_RANGES``."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(args, name, parse_count(value, name.replace("_", "-")))
+
+
 
 
 def add_set_argument(p: argparse.ArgumentParser) -> None:

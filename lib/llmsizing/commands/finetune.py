@@ -9,8 +9,9 @@ import re
 from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
 from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS, TOKENIZER_FAMILIES, TRAIN_PRECISIONS,
                                ZERO_STAGES)
-from llmsizing.commands.common import add_set_argument, assumption_overrides, tokens_arg
+from llmsizing.commands.common import add_set_argument, assumption_overrides, number_text, parse_counts, tokens_arg
 from llmsizing.commands.output import print_json
+from llmsizing.errors import ScenarioError
 from llmsizing.planner.audit import audit_table, default_table_path
 from llmsizing.planner.plans import plan_finetune
 from llmsizing.training.aliases import alias_overrides
@@ -18,12 +19,19 @@ from llmsizing.training.aliases import alias_overrides
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    parse_counts(args, "gpus", "micro_batch", "tp", "pp", "ep", "lora_rank")
+    if args.method == "full":
+        for flag, value in (("--lora-targets", args.lora_targets), ("--lora-rank", args.lora_rank)):
+            if value is not None:
+                raise ScenarioError(f"{flag} applies to --method lora and qlora only; --method full trains every "
+                                    f"weight (drop {flag}, or choose --method lora)")
     plan = plan_finetune(
         args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,
         language=args.language, tokenizer=args.tokenizer, packing=not args.padding, gpus=args.gpus,
         seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
         precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
-        pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
+        pp=args.pp, ep=args.ep, lora_rank=16 if args.lora_rank is None else args.lora_rank,
+        lora_targets=args.lora_targets or "all-linear",
         gpu_memory=args.gpu_memory, assumptions=alias_overrides(
             model=args.model, method=args.method, gpu=args.gpu, language=args.language, tokenizer=args.tokenizer,
             mfu=args.mfu, tokens_per_byte=args.tokens_per_byte,
@@ -122,7 +130,7 @@ def register(sub) -> None:
     p.add_argument("--method", choices=METHODS, default="lora", help="fine-tuning method (default lora)")
     p.add_argument("--gpu", required=True, help="GPU catalog slug (see 'llmsizing gpus')")
     p.add_argument("--gpu-memory", default=None, help="override the GPU's memory, e.g. 24GiB")
-    p.add_argument("--gpus", type=int, default=None, help="evaluate exactly this many GPUs")
+    p.add_argument("--gpus", type=number_text, default=None, help="evaluate exactly this many GPUs")
     p.add_argument("--data", default="1GB",
                    help="dataset: bytes of text ('1GB', bare '1G' = bytes), '15.6T tokens' or '1K samples'")
     p.add_argument("--epochs", default="1", help="passes over the data (positive number, default 1)")
@@ -132,17 +140,17 @@ def register(sub) -> None:
     p.add_argument("--padding", action="store_true", help="pad each batch instead of packing sequences")
     p.add_argument("--seq-len", type=tokens_arg("seq-len"), default=4096,
                    help="training sequence length in tokens: 4096 or 4K (default 4096)")
-    p.add_argument("--micro-batch", type=int, default=None, help="sequences per GPU per micro-step (default: search)")
+    p.add_argument("--micro-batch", type=number_text, default=None, help="sequences per GPU per micro-step (default: search)")
     _bool_flag(p, "gradient-checkpointing", "recompute activations in backward (default: search)")
     p.add_argument("--precision", choices=TRAIN_PRECISIONS, default="mixed-bf16", help="training precision")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer")
     p.add_argument("--zero", type=int, choices=ZERO_STAGES, default=None, help="ZeRO stage (default: search)")
     p.add_argument("--offload", choices=OFFLOADS, default=None, help="CPU offload (default: search)")
-    p.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: search)")
-    p.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree (default 1)")
-    p.add_argument("--ep", type=int, default=None, help="expert-parallel degree, MoE only (default: search)")
-    p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16)")
-    p.add_argument("--lora-targets", default="all-linear", help="all-linear | attention | q,v | module names")
+    p.add_argument("--tp", type=number_text, default=None, help="tensor-parallel degree (default: search)")
+    p.add_argument("--pp", type=number_text, default=None, help="pipeline-parallel degree (default 1)")
+    p.add_argument("--ep", type=number_text, default=None, help="expert-parallel degree, MoE only (default: search)")
+    p.add_argument("--lora-rank", type=number_text, default=None, help="LoRA rank (default 16)")
+    p.add_argument("--lora-targets", default=None, help="all-linear | attention | q,v | module names")
     add_set_argument(p)
     p.add_argument("--mfu", type=float, default=None, metavar="F",
                    help="model-FLOP utilisation, e.g. 0.3: sets mfu_<method>_<GPU generation> for the --gpu given "

@@ -8,6 +8,8 @@ import sys
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
+from llmsizing.text import for_terminal
+
 
 def _json_default(obj: Any) -> Any:
     if is_dataclass(obj) and not isinstance(obj, type):
@@ -40,7 +42,7 @@ MAX_MESSAGE_CHARS = 2000
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Collapse whitespace to one line; shorten a very long message in the middle; show bytes that
     are not valid UTF-8 (a file name from another system) as escapes instead of failing to print."""
-    flat = " ".join(text.split()).encode("utf-8", "backslashreplace").decode("utf-8")
+    flat = for_terminal(text)  # no ESC/BEL, bidi overrides or a forged second line reach the terminal
     if len(flat) <= limit:
         return flat
     half = limit // 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from llmsizing.choices import ENGINES, MLA_MODES, SPECULATIVE
-from llmsizing.commands.common import add_set_argument, assumption_overrides
+from llmsizing.commands.common import add_set_argument, assumption_overrides, number_text, parse_counts
 from llmsizing.commands.output import print_json
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
@@ -72,12 +72,15 @@ def _users(text: str) -> int | str:
     if str(text).strip().lower() == "max":
         return "max"
     try:
-        return int(text)
+        return number_text(text)  # range-checked by parse_counts in _cmd_serve
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid int value {text!r}: a positive integer or 'max'") from None
 
 
 def _cmd_serve(args) -> int:
+    parse_counts(args, "gpus", "ep")
+    if args.users != "max":
+        parse_counts(args, "users")
     if args.gpu == "any" or args.ttft is not None or args.tpot is not None:
         return _cmd_serve_targets(args)
     overrides = assumption_overrides(args.assumption_sets)
@@ -149,7 +152,7 @@ def register(sub) -> None:
                                    "speed for serving MODEL to --users concurrent users at --context tokens each.")
     p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
     p.add_argument("--gpu", required=True, help="GPU catalog slug (llmsizing gpus), or 'any' to pick the cheapest")
-    p.add_argument("--gpus", type=int, default=None,
+    p.add_argument("--gpus", type=number_text, default=None,
                    help="evaluate this many GPUs (default: the smallest layout that fits)")
     p.add_argument("--precision", default=None,
                    help="weights: native (the checkpoint's own, default), bf16, fp16, fp8 (the model's FP8 checkpoint, e.g. 128x128 blocks for "
@@ -160,7 +163,7 @@ def register(sub) -> None:
                    help="concurrent users (default 3), or 'max' for the max-throughput point")
     p.add_argument("--attention-dp", action="store_true",
                    help="attention data parallel over the GPUs (MoE models; SGLang --enable-dp-attention)")
-    p.add_argument("--ep", type=int, default=None, help="expert-parallel size (with --attention-dp)")
+    p.add_argument("--ep", type=number_text, default=None, help="expert-parallel size (with --attention-dp)")
     p.add_argument("--speculative", choices=SPECULATIVE, default=None, help="speculative decoding: mtp or eagle")
     p.add_argument("--disaggregate", default=None, metavar="P:D",
                    help="prefill/decode disaggregation: P prefill GPUs and D decode GPUs")

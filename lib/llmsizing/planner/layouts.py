@@ -147,3 +147,31 @@ def candidate_shapes(spec: ModelSpec, req: Request, n: int, *, gpus_per_node: in
                     for gc in gcs:
                         out.append(Shape(tp, pp, dp, ep, zero, offload, gc))
     return out
+
+
+def check_fixed_layout(spec: ModelSpec, req: Request) -> None:
+    """Refuse a pinned layout the model's shape cannot take, naming the value and the valid choices.
+
+    An impossible request (``--tp 3`` on 28 heads, ``--pp 1000`` on 28 layers, ``--ep 8`` on a dense
+    model, a sequence past the model's maximum) is bad input, not a "does not fit" result.
+    """
+    kv = spec.num_kv_heads
+    if req.tp is not None:
+        valid = [t for t in powers_of_two(TP_MAX) if spec.num_heads % t == 0
+                 and (t == 1 or spec.is_mla or kv % t == 0 or t % kv == 0)]
+        if req.tp not in valid:
+            raise ScenarioError(f"--tp {req.tp}: tensor parallelism must divide the {spec.num_heads} attention heads "
+                                f"({kv} KV heads) of {spec.slug} within one node; valid: {', '.join(map(str, valid))}")
+    if req.pp is not None and req.pp > spec.num_layers:
+        raise ScenarioError(f"--pp {req.pp}: {spec.slug} has {spec.num_layers} layers; valid pipeline degrees: "
+                            f"1 to {spec.num_layers}")
+    if req.ep is not None and req.ep > 1:
+        if not spec.is_moe:
+            raise ScenarioError(f"--ep {req.ep}: {spec.slug} is a dense model (no experts); valid: 1")
+        valid = [e for e in powers_of_two(spec.num_experts) if spec.num_experts % e == 0]
+        if req.ep not in valid:
+            raise ScenarioError(f"--ep {req.ep} does not divide the {spec.num_experts} experts of {spec.slug}; "
+                                f"valid: {', '.join(map(str, valid))}")
+    if spec.max_context_tokens and req.seq_len > spec.max_context_tokens:
+        raise ScenarioError(f"sequence length {req.seq_len:,} exceeds {spec.slug}'s maximum of "
+                            f"{spec.max_context_tokens:,} tokens; valid: 1 to {spec.max_context_tokens:,}")

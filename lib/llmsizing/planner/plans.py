@@ -16,7 +16,7 @@ from llmsizing.errors import ScenarioError
 from llmsizing.planner import cluster
 from llmsizing.planner.context import PlanContext, plan_context
 from llmsizing.planner.fit import least_memory_shape
-from llmsizing.planner.layouts import Shape
+from llmsizing.planner.layouts import Shape, check_fixed_layout
 from llmsizing.planner.request import ClusterPlan, FinetunePlan, Request, TimeBreakdown, TrainingLayout
 from llmsizing.planner.search import search
 from llmsizing.planner.step_time import adam_cores_per_gpu, data_terms, inter_node_bytes_per_step, time_breakdown
@@ -68,6 +68,7 @@ def plan_finetune(
     req = Request(method=method, precision=precision, optimizer=optimizer, seq_len=seq_len, lora_rank=lora_rank,
                   lora_targets=lora_targets, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
                   zero=zero, offload=offload, tp=tp, pp=pp, ep=ep)
+    check_fixed_layout(spec, req)
     dl = parse_duration_s(deadline)
     ds = dataset_size(data, spec, language=language, tokenizer=tokenizer, epochs=epochs, packing=packing,
                       assumptions=a)

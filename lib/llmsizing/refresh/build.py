@@ -33,7 +33,9 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -43,12 +45,14 @@ from typing import Any, TextIO
 
 from llmsizing.errors import ScenarioError, SizingError
 from llmsizing.refresh.files import file_mode, iso, now_utc, one_line, read_json_file, rel
-from llmsizing.refresh.history import diff_results, headline, history_entries, publish_report
+from llmsizing.refresh.history import diff_results, headline, history_entries, publish_report, repair_publish
 from llmsizing.refresh.index import (INDEX_FILE, MANIFEST_FILE, MANIFEST_SCHEMA, read_manifest, render_index, when,
                                      write_manifest)
 from llmsizing.refresh.lock import refresh_lock
 from llmsizing.refresh.plan import ScenarioPlan, plan_refresh
-from llmsizing.report.runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE, parse_formats, run_scenario
+from llmsizing.report.parameters import scenario_name_problem
+from llmsizing.report.runner import (HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE, check_out_dir,
+                                     owned_report_problem, parse_formats, run_scenario)
 
 __all__ = ["DEFAULT_KEEP_HISTORY", "EXIT_FAILED", "RefreshReport", "refresh"]
 
@@ -86,6 +90,35 @@ def _output_to(path: Path):
         os.dup2(saved[1], 2)
         for f in (fd, *saved):
             os.close(f)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """In each worker: exit when the refresh that started it is gone (killed with SIGKILL, say), instead of
+    waiting for work for ever. Its notebook kernel follows (ipykernel exits when its parent does)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(70)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the refresh, which stops the workers
+    threading.Thread(target=watch, name="llmsizing-parent-watch", daemon=True).start()
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop every worker of ``pool`` now (a refresh that is interrupted leaves no process behind)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)  # builds not started yet never start
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1)
 
 
 def _build_worker(params_path: str, staging_root: str, formats: tuple[str, ...],
@@ -193,8 +226,16 @@ def _default_jobs(n: int) -> int:
     return max(1, min(n, os.cpu_count() or 1, 4))
 
 
+def _owned_folder(root: Path, name: str) -> bool:
+    """``root/name`` is a real report folder this tool created (never a symlink)."""
+    d = root / name
+    return d.is_dir() and not d.is_symlink() and owned_report_problem(d) is None
+
+
 def _entry_paths(out_dir: Path, name: str) -> dict[str, str]:
     paths = {"dir": name}
+    if (out_dir / name).is_symlink():
+        return paths  # never link into a folder elsewhere
     for key, fname in (("html", HTML_FILE), ("pdf", PDF_FILE), ("ipynb", NOTEBOOK_FILE), ("results", RESULTS_FILE)):
         if (out_dir / name / fname).is_file():
             paths[key] = f"{name}/{fname}"
@@ -230,7 +271,7 @@ def refresh(
     formats = parse_formats(to)
     if jobs is not None and jobs < 1:
         raise ScenarioError(f"-j must be at least 1, got {jobs}")
-    root = Path(out_dir)
+    root = check_out_dir(out_dir)
     out = _Progress(progress)
     report = RefreshReport(out_dir=root, dry_run=dry_run)
 
@@ -247,12 +288,23 @@ def refresh(
 
     with refresh_lock(root, wait, on_wait=out.line):
         manifest = read_manifest(root)
+        for name in list(manifest.get("scenarios") or {}):  # finish publishes a killed refresh left half done
+            if scenario_name_problem(name) is None and _owned_folder(root, name):
+                repair_publish(root / name)
         plans = plan_refresh(params, root, to=formats, force=force, notebook_dir=notebook_dir, manifest=manifest)
         entries: dict[str, dict[str, Any]] = manifest["scenarios"]
-        # Forget scenarios whose params file is gone (their report folders stay on disk).
-        for name in [n for n, e in entries.items() if not Path(str(e.get("params", ""))).is_file()]:
-            del entries[name]
         now = iso(now_utc())
+        planned = {pl.name for pl in plans}
+        # A scenario whose params file is gone: its report folder stays on disk, untouched, and the
+        # index says so ("orphaned"); when the folder is gone too, the entry goes.
+        for name in [n for n in entries if n not in planned]:
+            if _owned_folder(root, name) and not Path(str(entries[name].get("params", ""))).is_file():
+                entries[name].update({"status": "orphaned", "action": "params-missing", "checked_at": now,
+                                      "reason": f"params file {entries[name].get('params')} no longer exists; the "
+                                                f"report is kept as it was (delete {rel(root / name, root)}/ to "
+                                                f"drop it)", "paths": _entry_paths(root, name)})
+            else:
+                del entries[name]
         todo = [pl for pl in plans if pl.build]
         invalid = [pl for pl in plans if pl.error]
         n_jobs = min(jobs or _default_jobs(len(todo)), max(1, len(todo)))
@@ -302,7 +354,8 @@ def _build_all(todo: list[ScenarioPlan], root: Path, formats: tuple[str, ...], n
     started: dict[Any, tuple[ScenarioPlan, float]] = {}
     try:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
+                                    initargs=(os.getpid(),)) as pool:
             for pl in todo:
                 stage = staging / pl.name
                 stage.mkdir()
@@ -313,7 +366,7 @@ def _build_all(todo: list[ScenarioPlan], root: Path, formats: tuple[str, ...], n
             try:
                 _collect(pending, started, todo, root, staging, entries, keep, manifest, report, out)
             except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)  # builds not started yet never start
+                _stop_workers(pool)
                 raise
     finally:
         out.clear()
@@ -372,9 +425,22 @@ def _finish(pl: ScenarioPlan, result: Mapping[str, Any], root: Path, stage: Path
         report.failed[pl.name] = reason
         return
     report_dir = root / pl.name
-    before = read_json_file(report_dir / RESULTS_FILE) if report_dir.is_dir() else None
-    old_entry = dict(entry) if entry.get("inputs") else None
-    archived = publish_report(stage / pl.name, report_dir, old_entry, keep)
+    problem = owned_report_problem(report_dir)
+    archived = None
+    if problem is None:
+        before = read_json_file(report_dir / RESULTS_FILE) if report_dir.is_dir() else None
+        old_entry = dict(entry) if entry.get("inputs") else None
+        try:
+            archived = publish_report(stage / pl.name, report_dir, old_entry, keep)
+        except OSError as exc:
+            problem = f"cannot publish the new report ({exc.strerror or type(exc).__name__}); the previous files stay"
+    if problem is not None:
+        # a symlink, a file or a folder the tool did not create is never followed, emptied or replaced
+        reason = f"{rel(report_dir, root)} {problem}" if not problem.startswith("cannot") else problem
+        _mark_failed(entry, pl, one_line(reason), now)
+        entry["paths"] = _entry_paths(root, pl.name)
+        report.failed[pl.name] = entry["reason"]
+        return
     for stale in (final_failed_nb, final_log):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()

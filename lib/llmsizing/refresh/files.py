@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llmsizing.text import for_terminal
+
 __all__ = ["dir_mode", "file_mode", "iso", "now_utc", "one_line", "read_json_file", "rel", "remove_path", "shown",
            "write_atomic"]
 
@@ -27,7 +29,7 @@ def iso(t: _dt.datetime) -> str:
 
 def one_line(text: object, limit: int = 600) -> str:
     """``text`` with whitespace collapsed, shortened to ``limit`` characters."""
-    flat = " ".join(str(text).split())
+    flat = for_terminal(text)  # goes to the terminal, manifest.json and index.html
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from llmsizing.errors import ScenarioError
 from llmsizing.refresh.files import dir_mode, read_json_file, remove_path
-from llmsizing.report.runner import RESULTS_FILE
+from llmsizing.report.parameters import scenario_name_problem
+from llmsizing.report.runner import RESULTS_FILE, check_out_dir
 
 __all__ = ["HISTORY_DIR", "Change", "diff_report", "diff_results", "headline", "history_entries", "publish_report"]
 
@@ -118,19 +119,38 @@ def diff_results(before: Mapping[str, Any] | None, after: Mapping[str, Any] | No
 
 
 
+def _sequence(entry: Path) -> int:
+    """The archive sequence number of a history entry (``build.json`` ``sequence``; 0 for older entries)."""
+    doc = read_json_file(entry / HISTORY_RECORD)
+    seq = (doc or {}).get("sequence")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else 0
+
+
 def history_entries(out_dir: str | os.PathLike[str], scenario: str) -> list[Path]:
-    """Earlier reports of ``scenario``, oldest first (``reports/<scenario>/history/<date-time>/``)."""
-    hist = Path(out_dir) / scenario / HISTORY_DIR
-    if not hist.is_dir():
+    """Earlier reports of ``scenario``, oldest first (``reports/<scenario>/history/<date-time>/``).
+
+    Ordered by the sequence number each archive records (then by name), never by the clock: a build
+    stamped in the future cannot make the next archive prune the real previous version.
+    """
+    folder = Path(out_dir) / scenario
+    hist = folder / HISTORY_DIR
+    if folder.is_symlink() or hist.is_symlink() or not hist.is_dir():
         return []
-    return sorted(p for p in hist.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = [p for p in hist.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: (_sequence(p), p.name))
 
 
 
 def diff_report(out_dir: str | Path, scenario: str, against: str | None = None,
                 everything: bool = False) -> dict:
     """The changes between a report and an earlier version of it, as a JSON-ready dict."""
-    root = Path(out_dir)
+    root = check_out_dir(out_dir)
+    problem = scenario_name_problem(scenario)
+    if problem:
+        raise ScenarioError(f"scenario {scenario[:100]!r}: {problem}")
+    if against is not None and scenario_name_problem(against.lower()) and not against.replace("-", "").replace(
+            "T", "").replace("Z", "").isalnum():
+        raise ScenarioError(f"--against {against[:100]!r} is not a version name (a folder name under history/)")
     current = root / scenario / RESULTS_FILE
     if not current.is_file():
         raise ScenarioError(f"no report for scenario {scenario!r}: {current} does not exist "
@@ -193,7 +213,9 @@ def _archive(report_dir: Path, old_entry: Mapping[str, Any] | None, keep: int) -
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=hist))
     for p in current:
         _link_or_copy(p, tmp / p.name)
+    earlier = history_entries(report_dir.parent, report_dir.name)
     record = {k: (old_entry or {}).get(k) for k in ("built_at", "inputs", "catalog_files", "params", "headline")}
+    record["sequence"] = max([_sequence(p) for p in earlier] + [len(earlier)]) + 1
     (tmp / HISTORY_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.chmod(tmp, dir_mode())
     os.replace(tmp, hist / name)
@@ -217,20 +239,56 @@ def _replace_path(src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
 
-def publish_report(staged: Path, report_dir: Path, old_entry: Mapping[str, Any] | None, keep: int) -> Path | None:
-    """Archive the current report, then move the staged files over it, one rename per file.
+#: Inside a report folder while a new version is published: the new files, and the list of them.
+PUBLISHING_DIR = ".publishing"
+PUBLISH_LIST = ".files.json"
 
-    Every file a reader opens is whole at any moment; ``history/`` is kept; files of the
-    old report that the new one lacks (say a PDF no longer asked for) are removed.
+
+def repair_publish(report_dir: Path) -> bool:
+    """Finish a publish that was interrupted (a SIGKILL between two renames): roll forward.
+
+    ``report_dir/.publishing/`` holds the complete new version and the list of its files; every
+    file still there replaces its old copy, old files the new version lacks are removed, then the
+    folder goes. Returns True when there was something to repair. A folder that is a symlink is
+    never followed.
+    """
+    incoming = report_dir / PUBLISHING_DIR
+    if report_dir.is_symlink() or incoming.is_symlink() or not incoming.is_dir():
+        return False
+    listing = read_json_file(incoming / PUBLISH_LIST)
+    names = listing.get("files") if listing else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..")
+                                              for n in names):
+        shutil.rmtree(incoming, ignore_errors=True)  # the rename that made it never completed: nothing published
+        return True
+    for name in names:
+        src = incoming / name
+        if os.path.lexists(src):
+            _replace_path(src, report_dir / name)
+    for p in report_dir.iterdir():
+        if p.name not in names and p.name != HISTORY_DIR and not p.name.startswith("."):
+            remove_path(p)
+    shutil.rmtree(incoming, ignore_errors=True)
+    return True
+
+
+def publish_report(staged: Path, report_dir: Path, old_entry: Mapping[str, Any] | None, keep: int) -> Path | None:
+    """Archive the current report, then publish the staged version as a unit.
+
+    The staged folder first gets the list of its files and moves, in one rename, to
+    ``report_dir/.publishing/`` (the journal); then each file replaces its old copy with one rename
+    and files the new version lacks (say a PDF no longer asked for) are removed. A publish killed
+    half-way is finished by :func:`repair_publish` on the next refresh or run, so a report is never
+    left with a new report.html beside an old report.pdf. ``history/`` is kept.
     """
     report_dir.mkdir(parents=True, exist_ok=True)
+    repair_publish(report_dir)
     archived = _archive(report_dir, old_entry, keep)
-    new_names = set()
-    for src in sorted(staged.iterdir()):
-        new_names.add(src.name)
-        _replace_path(src, report_dir / src.name)
-    for p in report_dir.iterdir():
-        if p.name not in new_names and p.name != HISTORY_DIR and not p.name.startswith("."):
-            remove_path(p)
+    names = sorted(p.name for p in staged.iterdir() if p.name != PUBLISH_LIST)
+    (staged / PUBLISH_LIST).write_text(json.dumps({"files": names}) + "\n", encoding="utf-8")
+    incoming = report_dir / PUBLISHING_DIR
+    remove_path(incoming)
+    os.replace(staged, incoming)
+    repair_publish(report_dir)
     os.chmod(report_dir, dir_mode())
     return archived

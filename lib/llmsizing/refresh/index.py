@@ -14,6 +14,7 @@ import jinja2
 
 from llmsizing import __version__
 from llmsizing.refresh.files import iso, now_utc, write_atomic
+from llmsizing.text import clean_text
 from llmsizing.units import fmt_bytes, fmt_hours
 
 __all__ = ["INDEX_FILE", "MANIFEST_FILE", "MANIFEST_SCHEMA", "format_value", "read_manifest", "render_index", "when",
@@ -100,6 +101,18 @@ def _href(path: str | None) -> str | None:
     return quote(path, safe="/") if path else None
 
 
+def _clean(value: Any) -> Any:
+    """Every string of an index row through the one sanitizer (llmsizing.text): no ESC, BEL or bidi override
+    from a params file's name or an error message reaches index.html; Jinja escapes HTML once."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clean(v) for v in value)
+    return value
+
+
 def render_index(out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None) -> Path:
     """Write ``<out_dir>/index.html`` from the manifest: every report, its status and numbers.
 
@@ -135,6 +148,7 @@ def render_index(out_dir: str | os.PathLike[str], manifest: Mapping[str, Any] | 
             "previous_href": _href((e.get("previous") or "") + "/" if e.get("previous") else None),
             "history": e.get("history") or [],
         })
+    rows = [_clean(r) for r in rows]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(INDEX_TEMPLATE_DIR)),
         autoescape=True,

@@ -28,6 +28,7 @@ import yaml
 
 from llmsizing import __version__, catalog, hub
 from llmsizing.errors import SizingError
+from llmsizing.files import read_bytes_bounded
 from llmsizing.report.render import TEMPLATE_DIR, TEMPLATE_NAME
 from llmsizing.report.runner import notebooks_dir
 
@@ -37,6 +38,8 @@ __all__ = ["INPUT_KEYS", "Hasher", "SharedInputs", "canonical_json", "catalog_fi
 INPUT_KEYS = ("scenario", "notebook", "template", "catalog", "assumptions", "library", "formats")
 
 _LIB_DIR = Path(__file__).resolve().parents[1]
+#: Largest input file hashed (notebooks, templates, sources are far smaller); a bigger one hashes as "unreadable".
+MAX_HASHED_FILE_BYTES = 64 * 2**20
 
 
 def combine(parts: Mapping[str, str]) -> str:
@@ -56,12 +59,15 @@ class Hasher:
     def file(self, path: Path) -> str:
         key = Path(os.path.abspath(path))
         if key not in self._cache:
-            try:
-                self._cache[key] = hashlib.sha256(key.read_bytes()).hexdigest()
-            except FileNotFoundError:
+            if not os.path.lexists(key):
                 self._cache[key] = "missing"
-            except IsADirectoryError:
+            elif os.path.isdir(key):
                 self._cache[key] = "directory"
+            else:
+                try:  # the one bounded reader: a FIFO or /dev/zero is refused, never read
+                    self._cache[key] = hashlib.sha256(read_bytes_bounded(key, MAX_HASHED_FILE_BYTES)).hexdigest()
+                except SizingError:
+                    self._cache[key] = "unreadable"
         return self._cache[key]
 
     def tree(self, root: Path, pattern: str, skip: Callable[[Path], bool] = lambda p: False) -> str:
@@ -80,8 +86,8 @@ def _quick_yaml(path: Path) -> dict[str, Any]:
     """
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(path.read_bytes(), Loader=loader)  # noqa: S506 - a safe loader
-    except (OSError, yaml.YAMLError):
+        data = yaml.load(read_bytes_bounded(path, catalog.MAX_CATALOG_FILE_BYTES), Loader=loader)  # noqa: S506
+    except (SizingError, yaml.YAMLError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -6,6 +6,7 @@ Reads files only (no notebook runs, no estimates), against the manifest of the l
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,12 @@ from typing import Any
 
 from llmsizing.catalog import safe_yaml_loads
 from llmsizing.errors import ScenarioError, SizingError
+from llmsizing.files import read_text_bounded
 from llmsizing.refresh.files import one_line, shown
 from llmsizing.refresh.index import read_manifest
 from llmsizing.refresh.inputs import INPUT_KEYS, SharedInputs, canonical_json, catalog_files, combine
 from llmsizing.report.runner import HTML_FILE, NOTEBOOK_FILE, PDF_FILE, RESULTS_FILE, notebooks_dir, parse_formats
+from llmsizing.report.parameters import MAX_PARAMS_FILE_BYTES, scenario_name_problem
 from llmsizing.report.scenario import load_scenario
 
 __all__ = ["ScenarioPlan", "expected_files", "plan_refresh", "scenario_name"]
@@ -46,11 +49,14 @@ class ScenarioPlan:
 def _guess_name(path: Path) -> str:
     """Scenario name of a params file that does not validate (for the index): its key, or the stem."""
     with contextlib.suppress(Exception):
-        data = safe_yaml_loads(path.read_text(encoding="utf-8"), str(path), SizingError)
+        data = safe_yaml_loads(read_text_bounded(path, MAX_PARAMS_FILE_BYTES), str(path), SizingError)
         name = data.get("scenario_name") if isinstance(data, dict) else None
-        if isinstance(name, str) and name and "/" not in name and not name.startswith("."):
+        if scenario_name_problem(name) is None:
             return name
-    return path.stem
+    if scenario_name_problem(path.stem) is None:
+        return path.stem
+    # a file name the name rule refuses (escape sequences, 10,000 characters) never reaches the index raw
+    return "invalid-" + hashlib.sha256(os.fsencode(path.name)).hexdigest()[:12]
 
 
 def _plan_one(path: Path, shared: SharedInputs, formats: Sequence[str]) -> ScenarioPlan:
@@ -172,4 +178,7 @@ def scenario_name(arg: str) -> str:
     p = Path(arg)
     if p.suffix in (".yaml", ".yml") and p.is_file():
         return load_scenario(p).scenario_name
+    problem = scenario_name_problem(arg)
+    if problem:  # e.g. '../../x': never a path outside the reports folder
+        raise ScenarioError(f"scenario {arg[:100]!r}: {problem}")
     return arg

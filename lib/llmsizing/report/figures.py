@@ -47,6 +47,8 @@ RC = {
     "axes.grid": True,
     "grid.color": "#d9d9d9",
     "grid.linewidth": 0.5,
+    # Names come from users (models, GPUs, config.json): '$x^2$' is text, never mathtext (llmsizing.text).
+    "text.parse_math": False,
 }
 # Okabe-Ito (colour-blind safe) then a few more; markers make lines distinct in grey print too.
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442",
@@ -67,7 +69,8 @@ class ReportFigure:
 
     def png(self) -> bytes:
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+        with matplotlib.rc_context(RC):  # tick labels are made while drawing: no mathtext there either
+            self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
         return buf.getvalue()
 
     def _repr_html_(self) -> str:
@@ -110,8 +113,15 @@ def _plain_int(x: float, _pos: Any = None) -> str:
     return f"{x:g}"
 
 
-def _log_axis(ax: Any, axis: str = "y", base: int = 10) -> None:
-    """Log scale with plain tick labels (1, 2, 5, 10, 20, ... or powers of two); call after plotting."""
+def _log_axis(ax: Any, axis: str = "y", base: int = 10) -> bool:
+    """Log scale with plain tick labels (1, 2, 5, 10, 20, ... or powers of two); call after plotting.
+
+    An axis with no positive finite data (nothing fits, so nothing was plotted) stays linear: "does not
+    fit" is a result to show, never a "Data cannot be log-scaled" crash. Returns whether it is logarithmic.
+    """
+    lo, hi = (ax.dataLim.y0, ax.dataLim.y1) if axis == "y" else (ax.dataLim.x0, ax.dataLim.x1)
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > 0):
+        return False
     getattr(ax, f"set_{axis}scale")("log", base=base)
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_formatter(FuncFormatter(_plain_int))
@@ -121,6 +131,7 @@ def _log_axis(ax: Any, axis: str = "y", base: int = 10) -> None:
         decades = math.log10(hi / lo) if lo > 0 and hi > 0 and math.isfinite(hi / lo) else 10
         subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
         target.set_major_locator(LogLocator(base=10, subs=subs, numticks=15))
+    return True
 
 
 def _empty(ax: Any, text: str) -> None:
@@ -185,6 +196,8 @@ def context_sweep(study: Study) -> ReportFigure:
     _log_axis(ax1, "y")
     ax1.set_ylabel(f"weights + KV cache for {sv.users} users (GiB)")
     ax1.set_title("Memory (weights + KV cache)", loc="left")
+    if not any(p["fits"] for m in sv.models for p in m.sweep):
+        _empty(ax2, f"does not fit on {gpu_label(sv.gpus[0])}\nat any context length of the sweep")
     _log_axis(ax2, "y", base=2)
     ax2.set_ylabel(f"GPUs needed ({gpu_label(sv.gpus[0])})")
     ax2.set_title("GPUs needed", loc="left")

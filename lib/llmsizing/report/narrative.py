@@ -11,7 +11,6 @@ and ``$`` cannot start a formula.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -19,6 +18,7 @@ from llmsizing.dataset import LANGUAGE_NAMES
 from llmsizing.planner.audit import AuditRow
 from llmsizing.report.study import Study
 from llmsizing.report.tables import gpu_label
+from llmsizing.text import clean_text
 from llmsizing.units import GiB, fmt_hours
 from llmsizing.validation.cases import CATEGORY_LABELS
 from llmsizing.validation.run import OURS, head_to_head
@@ -38,8 +38,10 @@ __all__ = [
     "validation_summary",
 ]
 
-# Characters that could start Markdown markup or a MathJax formula inside a line of text.
-_MD_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_{}[]#|~$<>"}
+# Characters that could start Markdown markup or a MathJax formula inside a line of text, and the
+# HTML-special ones, each replaced in ONE pass (escaping twice showed O'Brien as O&#x27;Brien).
+_MD_SPECIAL = {**{c: f"&#{ord(c)};" for c in "\\`*_{}[]#|~$"},
+               "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
 
 
 class Narrative(str):
@@ -50,9 +52,9 @@ class Narrative(str):
 
 
 def esc(text: Any) -> str:
-    """Escape a string for Markdown: HTML-escape it, then neutralise Markdown and math characters."""
-    s = html.escape(str(text), quote=True)
-    return "".join(_MD_SPECIAL.get(c, c) for c in s)
+    """Escape a string for Markdown: sanitize it (llmsizing.text), then replace HTML, Markdown and math
+    characters by numeric entities in one pass."""
+    return "".join(_MD_SPECIAL.get(c, c) for c in clean_text(text))
 
 
 def _gib(n_bytes: float, digits: int = 1) -> str:

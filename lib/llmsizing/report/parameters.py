@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,18 +33,22 @@ from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
                                OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
-from llmsizing.units import parse_data_size, parse_duration_s, parse_latency_s, parse_memory_bytes, parse_tokens
+from llmsizing.text import clean_text
+from llmsizing.units import (GPU_MEMORY_RANGE_BYTES, count_range, parse_data_size, parse_duration_s, parse_latency_s,
+                             parse_memory_bytes, parse_tokens, shown_value)
 
 __all__ = [
     "KINDS",
     "MAX_NAME_CHARS",
     "MAX_PARAMS_FILE_BYTES",
     "MAX_TEXT_CHARS",
+    "RESERVED_NAMES",
     "PARAMETERS",
     "Parameter",
     "parameter",
     "parameters_for",
     "parse_tokens",
+    "scenario_name_problem",
 ]
 
 #: Report kinds; each has a notebook ``notebooks/<kind>.ipynb``.
@@ -111,7 +116,8 @@ def _str(value: Any, ctx: Ctx, *, max_chars: int = 200, allow_empty: bool = True
 
 def _text(limit: int) -> Callable[[Any, Ctx], str]:
     def check(value: Any, ctx: Ctx) -> str:
-        return _str(value, ctx, max_chars=limit)
+        # control characters (ESC, BEL), bidi overrides and the like are removed once, here (llmsizing.text)
+        return clean_text(_str(value, ctx, max_chars=limit))
 
     return check
 
@@ -123,8 +129,8 @@ def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[Any, Ctx], i
         if isinstance(value, bool) or not isinstance(value, int):
             raise ctx.fail(f"expected an integer, got {type_name(value)} {value!r}{_numeric_string_hint(value)}")
         if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and <= {maximum}" if maximum is not None else ""
-            raise ctx.fail(f"must be >= {minimum}{upper}, got {value}")
+            upper = f" and <= {maximum:,}" if maximum is not None else ""
+            raise ctx.fail(f"must be >= {minimum}{upper}, got {shown_value(value)}")
         return value
 
     return check
@@ -134,6 +140,8 @@ def _float(minimum: float = 0.0, maximum: float | None = None, *, open_min: bool
     def check(value: Any, ctx: Ctx) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ctx.fail(f"expected a number, got {type_name(value)} {value!r}{_numeric_string_hint(value)}")
+        if isinstance(value, int) and abs(value) > 10**300:  # float() of it would overflow
+            raise ctx.fail(f"must be a finite number, got a {len(str(abs(value)))}-digit integer")
         value = float(value)
         low_bad = value <= minimum if open_min else value < minimum
         if not math.isfinite(value) or low_bad or (maximum is not None and value > maximum):
@@ -178,13 +186,41 @@ def _list_of(item: Callable[[Any, Ctx], Any], *, min_items: int = 1, max_items: 
     return check
 
 
+#: Names the reports folder holds besides the scenario folders (refresh's index, manifest, lock,
+#: staging); a scenario may not take them, nor a name ending like the files the tool writes beside
+#: the scenario folders (``<name>.failed.ipynb``, ``<name>.failed.log``).
+RESERVED_NAMES = frozenset({"manifest.json", "index.html", "history", "con", "nul", "prn", "aux"})
+RESERVED_SUFFIXES = (".json", ".html", ".htm", ".ipynb", ".log", ".lock", ".tmp", ".old", ".pdf")
+
+
+def scenario_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a scenario (report folder) name, or None: the one name rule.
+
+    Lower-case letters, digits, ``-``, ``_`` and ``.``, starting and ending with a letter or digit
+    (so no dot-names, no ``/``, and two names never differ only in case), no ``..``, at most
+    :data:`MAX_NAME_CHARS` characters, not a reserved name (:data:`RESERVED_NAMES`) and not ending like a
+    file the tool writes in the reports folder (:data:`RESERVED_SUFFIXES`).
+    """
+    if not isinstance(name, str) or not name:
+        return "a scenario name must be a non-empty string"
+    if len(name) > MAX_NAME_CHARS:
+        return f"the scenario name is {len(name):,} characters long; at most {MAX_NAME_CHARS} allowed"
+    shown = repr(name)
+    if not SLUG_RE.match(name) or ".." in name:
+        return (f"{shown} is not a safe folder name: use lower-case letters, digits, '-', '_' and '.', "
+                f"starting and ending with a letter or digit, no '/' and no '..' (e.g. 'acme-chat-70b')")
+    if name in RESERVED_NAMES or name.endswith(RESERVED_SUFFIXES):
+        return (f"{shown} is not a safe folder name: it is reserved for the files of the reports folder "
+                f"(reserved: {', '.join(sorted(RESERVED_NAMES))}, and names ending in "
+                f"{', '.join(RESERVED_SUFFIXES)})")
+    return None
+
+
 def _slug(value: Any, ctx: Ctx) -> str:
     _str(value, ctx, max_chars=MAX_NAME_CHARS, allow_empty=False)
-    if not SLUG_RE.match(value) or ".." in value:
-        raise ctx.fail(
-            f"{value!r} is not a safe folder name: use lower-case letters, digits, '-', '_' and '.', "
-            f"starting and ending with a letter or digit, no '/' and no '..' (e.g. 'acme-chat-70b')"
-        )
+    problem = scenario_name_problem(value)
+    if problem:
+        raise ctx.fail(problem)
     return value
 
 
@@ -195,7 +231,12 @@ def _model(value: Any, ctx: Ctx) -> str:
     except CatalogError as exc:
         raise ctx.fail(str(exc)) from None
     entry = catalog.model_entry(spec)
-    return spec.slug if entry is not None else value
+    if entry is not None:
+        return spec.slug
+    if not os.path.exists(value):  # a Hugging Face id resolved from the cache or the Hub
+        return value
+    # a config.json path: absolute from here on, so the notebook (run in its build folder) reads the same file
+    return os.path.abspath(value)
 
 
 def _gpu(value: Any, ctx: Ctx) -> str:
@@ -220,7 +261,7 @@ def _memory_override(value: Any, ctx: Ctx) -> str:
     _str(value, ctx)
     if value:
         try:
-            parse_memory_bytes(value)
+            parse_memory_bytes(value, bounds=GPU_MEMORY_RANGE_BYTES)
         except ScenarioError as exc:
             raise ctx.fail(str(exc)) from None
     return value
@@ -361,7 +402,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               _memory_override),
     # serving
     Parameter("users", "int", 3, "concurrent users, each with a full context in flight", _SERVE,
-              _int(1, 1_000_000)),
+              _int(*count_range("users"))),
     Parameter("context_tokens", "int", 32768, "tokens per user (prompt + output), e.g. 32768 or '32K'", _SERVE,
               _tokens),
     Parameter("context_sweep", "list", [4096, 16384, 32768, 65536, 131072],
@@ -388,7 +429,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               _duration),
     Parameter("epochs", "float", 1.0, "passes over the dataset", _TUNE, _float(0.0, 1000.0)),
     Parameter("seq_len", "int", 4096, "training sequence length in tokens", _TUNE, _tokens),
-    Parameter("lora_rank", "int", 16, "LoRA rank", _TUNE, _int(1, 65536)),
+    Parameter("lora_rank", "int", 16, "LoRA rank", _TUNE, _int(*count_range("lora-rank"))),
     Parameter("optimizer", "str", "adamw", "optimizer: adamw, adamw-8bit, paged-adamw-8bit, paged-adamw, sgd, ...",
               _TUNE, choices=OPTIMIZERS),
     Parameter("train_precision", "str", "mixed-bf16", "training precision: mixed-bf16, bf16, fp32", _TUNE,

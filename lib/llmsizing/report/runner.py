@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -31,8 +32,10 @@ from pathlib import Path
 
 from llmsizing import catalog
 from llmsizing.errors import RenderError, ScenarioError
+from llmsizing.files import read_bytes_bounded
 from llmsizing.resources import package_dir
 from llmsizing.report import render, results
+from llmsizing.report.parameters import MAX_PARAMS_FILE_BYTES
 from llmsizing.report.scenario import Scenario, load_scenario
 
 __all__ = ["FORMATS", "RunResult", "notebooks_dir", "run_scenario", "run_scenarios"]
@@ -46,6 +49,9 @@ PDF_FILE = "report.pdf"
 RESULTS_FILE = "results.json"
 #: Longest a single notebook cell may run (seconds).
 CELL_TIMEOUT_S = 600
+#: Ownership marker: written into every report folder (and build folder) this tool creates. A folder
+#: without it is never deleted or replaced (``--out .`` with a scenario named ``docs`` leaves docs/ alone).
+OWNER_MARKER = ".llmsizing-report"
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,8 @@ def _file_mode_dir() -> int:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(read_bytes_bounded(path, MAX_PARAMS_FILE_BYTES, error=ScenarioError,
+                                             what="params file")).hexdigest()
 
 
 def _set_cover(ipynb: Path, cover: dict[str, str], params_path: Path) -> None:
@@ -124,11 +131,74 @@ def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: di
     results.write_results(path, doc)
 
 
+def owned_report_problem(target: Path) -> str | None:
+    """Why the tool may not replace ``target`` (None: absent, or a report folder it created).
+
+    Ours: a real folder (not a symlink) holding :data:`OWNER_MARKER`, or -- reports built before the marker
+    existed -- a ``results.json`` carrying this tool's ``provenance.params_sha256``.
+    """
+    if not os.path.lexists(target):
+        return None
+    if target.is_symlink():
+        return "is a symbolic link, not a report folder this tool created"
+    if not target.is_dir():
+        return "is a file, not a report folder this tool created"
+    if (target / OWNER_MARKER).is_file() and not (target / OWNER_MARKER).is_symlink():
+        return None
+    with contextlib.suppress(Exception):
+        doc = json.loads(read_bytes_bounded(target / RESULTS_FILE, 50_000_000).decode("utf-8"))
+        if isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) and \
+                "params_sha256" in doc["provenance"]:
+            return None
+    return "exists and is not a report folder this tool created (no llmsizing report in it)"
+
+
+def _write_marker(folder: Path) -> None:
+    (folder / OWNER_MARKER).write_text(json.dumps({"tool": "llmsizing", "pid": os.getpid()}) + "\n",
+                                       encoding="utf-8")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def clean_stale_builds(root: Path, name: str) -> list[Path]:
+    """Remove hidden build folders of ``name`` left by a run that was killed (``.<name>.<pid>.*.tmp`` and
+    ``.<name>.<pid>.*.old`` holding :data:`OWNER_MARKER`, whose process is gone). Returns what was removed."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for p in root.glob(f".{name}.*"):
+            parts = p.name[len(name) + 2:].split(".")
+            if not (p.name.endswith((".tmp", ".old")) and parts and parts[0].isdigit()):
+                continue
+            if p.is_symlink() or not p.is_dir() or not (p / OWNER_MARKER).is_file():
+                continue
+            if _pid_alive(int(parts[0])):
+                continue
+            target = root / name
+            if p.name.endswith(".old") and not os.path.lexists(target):
+                os.replace(p, target)  # killed between the two renames of a swap: the previous report returns
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def _move_into_place(build: Path, target: Path) -> None:
-    """Replace ``target`` by ``build``; the old report is removed only after the swap."""
+    """Replace ``target`` by ``build``; the old report is removed only after the swap, and only if ours."""
+    problem = owned_report_problem(target)
+    if problem:
+        raise ScenarioError(f"{target}: {problem}; it was left untouched (move it away, or choose another "
+                            f"--out folder or scenario_name)")
     old: Path | None = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".old", dir=target.parent))
         old.rmdir()
         os.replace(target, old)
     try:
@@ -164,7 +234,7 @@ def run_scenario(
         raise RenderError(f"{params}: notebook {str(notebook)!r} for kind '{scenario.kind}' does not exist "
                           f"(set LLMSIZING_NOTEBOOK_DIR to the folder holding {scenario.notebook})")
 
-    root = Path(out_dir)
+    root = check_out_dir(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -173,6 +243,11 @@ def run_scenario(
     # Defense in depth: the name is a validated slug, so the target is a direct child of root.
     if target.resolve().parent != root.resolve():
         raise ScenarioError(f"{params}: key 'scenario_name': {scenario.scenario_name!r} would write outside {root}")
+    problem = owned_report_problem(target)
+    if problem:  # checked before anything runs, and again at the swap
+        raise ScenarioError(f"{params}: {target} {problem}; it was left untouched (move it away, or choose "
+                            f"another --out folder or scenario_name)")
+    clean_stale_builds(root, scenario.scenario_name)
     failed_nb = root / f"{scenario.scenario_name}.failed.ipynb"
 
     cover = scenario.cover()
@@ -181,7 +256,8 @@ def run_scenario(
     parameters["results_path"] = RESULTS_FILE
 
     try:
-        build = Path(tempfile.mkdtemp(prefix=f".{scenario.scenario_name}.", suffix=".tmp", dir=root))
+        build = Path(tempfile.mkdtemp(prefix=f".{scenario.scenario_name}.{os.getpid()}.", suffix=".tmp", dir=root))
+        _write_marker(build)
     except OSError as exc:
         raise RenderError(f"{params}: cannot write in the reports folder {str(root)!r}: {exc.strerror or exc}") from None
     timings: dict[str, float] = {}
@@ -215,14 +291,16 @@ def run_scenario(
     except OSError as exc:
         # A full disk, a permission or quota problem while writing: the build folder is removed
         # below and the previous report, if any, is still in place.
+        # exc.filename may name the build folder, removed below: the message names the reports folder only
         kept = "the previous report is unchanged" if target.exists() else "no report was written"
-        raise RenderError(f"{params}: cannot write the report in {str(root)!r}: {exc.strerror or exc}; "
+        raise RenderError(f"{params}: cannot write the report in {str(root)!r}: {exc.strerror or type(exc).__name__}; "
                           f"{kept}") from exc
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        failed_nb.unlink()
+    if failed_nb.is_file() and not failed_nb.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            failed_nb.unlink()
 
     files = {"ipynb": target / NOTEBOOK_FILE, "results": target / RESULTS_FILE}
     if "html" in formats:
@@ -230,6 +308,14 @@ def run_scenario(
     if "pdf" in formats:
         files["pdf"] = target / PDF_FILE
     return RunResult(scenario.scenario_name, params, target, files, time.perf_counter() - t0, timings)
+
+
+def check_out_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """The reports folder: refuse an empty name (``--out ""`` would write into the working directory)."""
+    text = os.fspath(out_dir)
+    if not str(text).strip():
+        raise ScenarioError("--out must name a reports folder (got an empty name); e.g. --out reports")
+    return Path(text)
 
 
 def _without_kept_path(message: str) -> str:
@@ -251,6 +337,7 @@ def run_scenarios(
     paths = [Path(p) for p in params_paths]
     if not paths:
         raise ScenarioError("no params files given")
+    check_out_dir(out_dir)
     formats = parse_formats(to)
     seen: dict[str, Path] = {}
     for p in paths:

@@ -28,8 +28,8 @@ from typing import Any, Mapping
 from llmsizing import __version__, catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
-from llmsizing.report.parameters import (KINDS, MAX_PARAMS_FILE_BYTES, MAX_TEXT_CHARS, PARAMETERS, SLUG_RE, Ctx,
-                                         Parameter, parameter, parameters_for, parse_tokens, type_name)
+from llmsizing.report.parameters import (KINDS, MAX_PARAMS_FILE_BYTES, MAX_TEXT_CHARS, PARAMETERS, Ctx, Parameter,
+                                         parameter, parameters_for, parse_tokens, scenario_name_problem, type_name)
 from llmsizing.serving import plan as serving_plan
 from llmsizing.training import memory as training
 from llmsizing.units import DataSize, parse_data_size, parse_duration_s
@@ -226,8 +226,8 @@ def load_scenario(path: str | Path) -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}: expected a mapping of keys at the top level, got {type_name(data)}")
     if "scenario_name" not in data:
-        if not SLUG_RE.match(p.stem) or ".." in p.stem:
-            raise ScenarioError(f"{where}: the file name {p.stem!r} is not a safe report folder name; add "
-                                f"'scenario_name:' with lower-case letters, digits, '-', '_' and '.'")
+        if scenario_name_problem(p.stem):
+            raise ScenarioError(f"{where}: the file name is not a safe report folder name; add 'scenario_name:' "
+                                f"({scenario_name_problem(p.stem)})")
         data = {**data, "scenario_name": p.stem}
     return Scenario.from_dict(data, where=where)

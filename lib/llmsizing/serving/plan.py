@@ -18,7 +18,7 @@ from llmsizing.choices import ENGINES, KV_PRECISIONS, MLA_MODES
 from llmsizing.errors import ScenarioError
 from llmsizing.serving.sharding import Layout
 from llmsizing.specs import GpuSpec, ModelSpec, Precision
-from llmsizing.units import parse_memory_bytes
+from llmsizing.units import GPU_MEMORY_RANGE_BYTES, parse_memory_bytes
 
 # KV-cache element formats (the vocabulary: choices.KV_PRECISIONS): bytes per cached element (llama.cpp
 # q8_0/q4_0 include their fp16 block scale: ggml/src/ggml-common.h block_q8_0 34 B / 32, block_q4_0 18 B / 32).
@@ -215,7 +215,7 @@ def make_plan(model: str | ModelSpec, gpu: str | GpuSpec, *, engine: str = "vllm
     spec = model if isinstance(model, ModelSpec) else catalog.load_model(model)
     g = gpu if isinstance(gpu, GpuSpec) else catalog.load_gpu(gpu, gpu_memory)
     if isinstance(gpu, GpuSpec) and gpu_memory:
-        g = replace(g, memory_bytes=parse_memory_bytes(gpu_memory))
+        g = replace(g, memory_bytes=parse_memory_bytes(gpu_memory, bounds=GPU_MEMORY_RANGE_BYTES))
     users = check_positive_int("users", defaults["serving_default_users"] if users is None else users)
     context = check_positive_int("context", defaults["serving_default_context_tokens"] if context_tokens is None
                                   else context_tokens)
@@ -239,6 +239,9 @@ def make_plan(model: str | ModelSpec, gpu: str | GpuSpec, *, engine: str = "vllm
     mla = mla_cache or ENGINE_DEFAULT_MLA[engine]
     if mla not in MLA_MODES:
         raise ScenarioError(f"MLA cache mode '{mla_cache}' is not one of: {', '.join(MLA_MODES)}")
+    if mla_cache is not None and not spec.is_mla:
+        raise ScenarioError(f"MLA cache mode '{mla_cache}': {spec.slug} has no multi-head latent attention (MLA); "
+                            f"the MLA cache option applies to MLA models only (e.g. DeepSeek-V3/R1); drop it")
     p, compute, notes = resolve_precision(spec, g, engine, precision, a)
     kv_name = resolve_kv_precision(engine, g, kv_precision)
     runtime = g.memory_bytes - a["cuda_runtime_reserved_bytes"]
