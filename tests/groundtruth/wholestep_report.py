@@ -51,7 +51,7 @@ def estimate(family: str, setup: dict):
     """finetune_memory for the same tiny config and setup (GPU: h100-80gb; allocated does not depend on it)."""
     from llmsizing import catalog
     from llmsizing.specs import model_spec_from_config
-    from llmsizing.training import FinetuneSetup, finetune_memory
+    from llmsizing.training.memory import FinetuneSetup, finetune_memory
 
     spec = model_spec_from_config(config(family), slug=family, where=str(CONFIG_DIR / f"{family}.json"))
     kw = dict(method=setup["method"], precision=setup["precision"], optimizer="adamw", seq_len=setup["seq_len"],
