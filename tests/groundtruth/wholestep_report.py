@@ -62,6 +62,10 @@ def estimate(family: str, setup: dict):
         kw["lora_targets"] = setup["lora_targets"]
     if setup["method"] == "qlora":
         kw["qlora_quant"] = "nf4-dq"
+    # the harness's variants map onto the framework-profile overrides
+    kw["optimizer_impl"] = setup.get("optimizer_impl", "fused")
+    kw["adapter_dtype"] = "fp32" if setup.get("adapter_dtype") == "fp32" else "working"
+    kw["kbit_prep"] = bool(setup.get("kbit_prep", False))
     return finetune_memory(spec, FinetuneSetup(**kw), catalog.load_gpu("h100-80gb"))
 
 

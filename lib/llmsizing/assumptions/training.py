@@ -42,11 +42,18 @@ ASSUMPTIONS = (
         "Parameters smaller than this keep fp32 optimizer states under 8-bit AdamW.", _C,
     ),
     Assumption(
-        "optimizer_step_temp_fraction", 0.0, "fraction of optimizer-state bytes",
-        "Fused AdamW (torch fused=True, apex/DeepSpeed FusedAdam, torchtune configs) allocates no temporaries; "
-        "torch's foreach AdamW (_multi_tensor_adamw) allocates exp_avg_sq.sqrt() for a whole parameter group, "
-        "i.e. 0.5 of the fp32 state bytes",
-        "Transient memory of the optimizer step, as a fraction of the optimizer-state bytes (0.5 for foreach AdamW).",
+        "moe_select_backward_copies", 2, "tensors",
+        "whole-step CPU measurement (tests/groundtruth/test_wholestep.py::test_moe_eager_experts_select_backward_"
+        "copies): transformers' eager experts loop, SelectBackward0 of gate_up_proj[e] allocates a zero-filled "
+        "(E, 2I, h) gradient and AccumulateGrad's add makes another, besides the accumulated .grad",
+        "Whole fused expert-tensor copies alive during an MoE layer's backward in full fine-tuning (eager experts).",
+        _C,
+    ),
+    Assumption(
+        "ds_offload_largest_module_bytes_per_param", 4, "bytes/param",
+        "DeepSpeed runtime/zero/stage3.py estimate_zero3_model_states_mem_needs: with offload_param "
+        "gpu_mem = largest_layer_memory = 4 * largest_layer_params",
+        "GPU bytes per parameter of the largest module (embedding or head) ZeRO-3 keeps under parameter offload.",
         _C,
     ),
     # ------------------------------------------------------------------ activations
@@ -123,6 +130,15 @@ ASSUMPTIONS = (
         "ds_reduce_bucket_size", 500_000_000, "params",
         "DeepSpeed runtime/zero/config.py: reduce_bucket_size default 5e8 (Hugging Face 'auto' sets hidden²)",
         "Gradient elements DeepSpeed ZeRO-2/3 buffers before reduce-scatter.", _C,
+    ),
+    Assumption(
+        "fsdp_offload_keeps_4bit_shards", True, "bool",
+        "Published FSDP + QLoRA runs with CPU parameter offload measure about the NF4 shard per GPU plus "
+        "activations (Answer.AI fsdp_qlora / axolotl Llama-3-70B on 2 GPUs, 21 GB; P. Schmid 'FSDP + Q-LoRA' "
+        "Llama-3-70B on 4xA10G, 22 GB; PEFT docs 'FSDP + QLoRA' 2x24 GB): the 4-bit (bf16 quant_storage) "
+        "shards stay on the GPU; unverified on a GPU here",
+        "Under FSDP with parameter offload, keep QLoRA's packed 4-bit shards on the GPU (False: offload them).",
+        _C,
     ),
     Assumption(
         "fsdp_prefetch_units", 1, "units",

@@ -37,14 +37,18 @@ from typing import Any
 from llmsizing.architecture import Module, model_modules
 from llmsizing.assumptions import Assumptions
 from llmsizing.catalog import load_precision
-from llmsizing.choices import (ATTENTION_KERNELS, BASE_WEIGHTS, METHODS, OFFLOADS, OPTIMIZERS, QLORA_QUANTS,
-                               ZERO_BACKENDS, ZERO_STAGES, one_of)
+from llmsizing.choices import (ADAPTER_DTYPES, ATTENTION_KERNELS, BASE_WEIGHTS, FRAMEWORKS, LOSS_IMPLS, METHODS,
+                               OFFLOADS, OPTIMIZER_IMPLS, OPTIMIZERS, QLORA_QUANTS, ZERO_BACKENDS, ZERO_STAGES, one_of)
 from llmsizing.choices import TRAIN_PRECISIONS as PRECISIONS
 from llmsizing.errors import ScenarioError
 from llmsizing.lora import lora_matrix_elems, lora_target_modules
 from llmsizing.specs import GpuSpec, ModelSpec
 from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
+from llmsizing.training.frameworks import Terms, resolve_terms
 from llmsizing.training.layout import check_layout, stage_layers
+from llmsizing.training.terms import (adapter_weight_bytes, backward_built_gradients_bytes, kbit_prep_extra_weight_bytes,
+                                      megatron_main_grad_bytes, moe_select_backward_bytes, optimizer_step_temp_bytes,
+                                      zero3_offload_resident_bytes)
 from llmsizing.weights import is_quantized_module, module_weight_bytes
 
 PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
@@ -100,9 +104,20 @@ class FinetuneSetup:
     zero_backend: str = "fsdp"
     activation_offload: bool = False
     base_weights: str = "auto"
+    framework: str = "plain-pytorch"
+    optimizer_impl: str = "auto"
+    adapter_dtype: str = "auto"
+    kbit_prep: bool | None = None
+    loss_impl: str = "auto"
 
     def __post_init__(self) -> None:
         one_of(self.method, METHODS, "method")
+        one_of(self.framework, FRAMEWORKS, "framework")
+        one_of(self.optimizer_impl, OPTIMIZER_IMPLS, "optimizer_impl")
+        one_of(self.adapter_dtype, ADAPTER_DTYPES, "adapter_dtype")
+        one_of(self.loss_impl, LOSS_IMPLS, "loss_impl")
+        if self.kbit_prep is not None and not isinstance(self.kbit_prep, bool):
+            raise ScenarioError(f"kbit_prep must be true, false or null, got {self.kbit_prep!r}")
         if self.precision in QLORA_QUANTS:
             raise ScenarioError(f"precision {self.precision!r} is a 4-bit storage format: train a 4-bit base with "
                                 "method=qlora (qlora_quant=nf4|nf4-dq); full fine-tuning needs mixed-bf16, bf16 "
@@ -137,6 +152,11 @@ class FinetuneSetup:
                                 "grad_accumulation=1")
         if not isinstance(self.lora_targets, str) or not self.lora_targets.strip():
             raise ScenarioError(f"lora_targets must be a non-empty string, got {self.lora_targets!r}")
+
+    @property
+    def terms(self) -> Terms:
+        """The framework profile resolved for this setup (``frameworks.resolve_terms``)."""
+        return resolve_terms(self)
 
     @property
     def gpus(self) -> int:
@@ -186,6 +206,8 @@ def module_storage_bytes(m: Module, spec: ModelSpec, setup: FinetuneSetup) -> fl
     quantized linears, bf16 for embeddings, head, norms and routers.
     """
     if setup.method == "qlora":
+        if _experts_stay_16bit(m, setup):
+            return m.params * 2
         return module_weight_bytes(m, _quant_precision(setup), spec.num_layers)
     if setup.method == "lora" and setup.base_weights != "auto":
         return m.params * (FP32 if setup.base_weights == "fp32" else 2)
@@ -196,8 +218,17 @@ def module_compute_bytes(m: Module, spec: ModelSpec, setup: FinetuneSetup) -> fl
     """Bytes of ``m`` as ZeRO-3 / FSDP gathers it for compute: the compute dtype (FSDP mixed
     precision casts before the all-gather), or the packed 4-bit storage for QLoRA."""
     if setup.method == "qlora":
+        if _experts_stay_16bit(m, setup):
+            return m.params * 2
         return module_weight_bytes(m, _quant_precision(setup), spec.num_layers)
     return m.params * ACT_BYTES[setup.precision]
+
+
+def _experts_stay_16bit(m: Module, setup: FinetuneSetup) -> bool:
+    """transformers 5 + bitsandbytes quantizes ``nn.Linear`` modules only
+    (``quantizers/quantizer_bnb_4bit.py::param_needs_quantization``); its fused 3-D routed-expert
+    tensors stay bf16 (the framework's ``moe_eager_experts``)."""
+    return m.group == "experts" and setup.terms.moe_eager_experts
 
 
 # ----------------------------------------------------------------------------- trainable tensors
@@ -246,8 +277,14 @@ def _local_trainable(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> list[
 
 
 def grad_bytes_per_param(setup: FinetuneSetup) -> int:
-    """Gradient dtype bytes: bf16 (2) for mixed-bf16 and bf16, fp32 (4) for fp32 (ZeRO §3.1)."""
-    return ACT_BYTES[setup.precision]
+    """Gradient dtype bytes: bf16 (2) for mixed-bf16 and bf16, fp32 (4) for fp32 (ZeRO §3.1) and for
+    fp32 adapters in a bf16 model (PEFT ``autocast_adapter_dtype=True``)."""
+    return FP32 if setup.terms.adapter_fp32 else ACT_BYTES[setup.precision]
+
+
+def _state_bytes(setup: FinetuneSetup) -> int:
+    """Dtype of AdamW moments: fp32 with an fp32 master or fp32 adapters, else the parameter's dtype."""
+    return FP32 if setup.precision == "mixed-bf16" or setup.terms.adapter_fp32 else ACT_BYTES[setup.precision]
 
 
 def optimizer_bytes_per_param(setup: FinetuneSetup, numel: float, a: Assumptions) -> float:
@@ -258,7 +295,7 @@ def optimizer_bytes_per_param(setup: FinetuneSetup, numel: float, a: Assumptions
     2 × (1 B + 4 B absmax / block) for tensors of at least ``adam_8bit_min_size`` elements, fp32
     moments below; SGD: none; SGD with momentum: one state.
     """
-    state_dtype = ACT_BYTES[setup.precision] if setup.precision != "mixed-bf16" else FP32
+    state_dtype = _state_bytes(setup)
     master = a["master_weight_bytes"] if setup.precision == "mixed-bf16" else 0
     opt = setup.optimizer
     if opt in ("adamw", "paged-adamw"):
@@ -294,27 +331,44 @@ class ModelStates:
     largest_grad: float
     head_grad: float           # output-head gradient, produced before any layer's backward
     grads_host: float = 0.0    # fp32 gradient partition in host RAM (optimizer offload)
+    step_temp: float = 0.0     # optimizer-step temporaries (terms.optimizer_step_temp_bytes)
+    built_grads: float = 0.0   # gradients alive in the first layer's backward (full FT, ZeRO <= 1)
+    moe_backward: float = 0.0  # SelectBackward copies of fused expert tensors (full FT, eager experts)
 
 
 def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptions) -> ModelStates:
     """Weights, gradients and optimizer states of one GPU on pipeline stage ``stage``."""
-    zero, dp = setup.zero, setup.dp
-    weights = 0.0
+    zero, dp, t = setup.zero, setup.dp, setup.terms
+    weights = kbit = 0.0
     for m in model_modules(spec):
         if not _on_stage(m, spec, setup, stage):
             continue
         b = module_storage_bytes(m, spec, setup) * _local_fraction(m, setup)
         weights += b / (_zero_divisor(m, setup) if zero == 3 else 1)
+        if t.kbit_prep and not is_quantized_module(m, _quant_precision(setup)) and not m.buffer:
+            kbit += m.params * _local_fraction(m, setup) / (_zero_divisor(m, setup) if zero == 3 else 1)
+    weights += kbit_prep_extra_weight_bytes(kbit)
     gb = grad_bytes_per_param(setup)
     g_full = g_sharded = opt_sharded = largest = head_grad = 0.0
+    numel_opt = adapters = g_first = g_embed = 0.0
+    experts_tensor: dict[int, float] = {}
+    first_layer = min(stage_layers(spec, setup, stage), default=-1)
     for n, copies, m in _local_trainable(spec, setup, stage):
         g_full += n * copies * gb
         g_sharded += n * copies * gb / _zero_divisor(m, setup)
-        largest = max(largest, n * gb)
+        largest = max(largest, n)
         if m.group == "lm_head" or (spec.tie_embeddings and m.group == "embedding" and stage == setup.pp - 1):
             head_grad += n * copies * gb
+        g_first += n * copies * gb if m.layer == first_layer else 0.0
+        g_embed += n * copies * gb if m.group in ("embedding", "position") else 0.0
+        if m.group == "experts" and m.name.endswith(("gate_proj", "up_proj")):   # one fused (E, 2I, h) tensor
+            experts_tensor[m.layer] = experts_tensor.get(m.layer, 0.0) + n * copies * ACT_BYTES[setup.precision]
         per = optimizer_bytes_per_param(setup, n, a) * n * copies
         opt_sharded += per / (_zero_divisor(m, setup) if zero >= 1 else 1)
+        numel_opt += n * copies / (_zero_divisor(m, setup) if zero >= 1 else 1)
+        adapters += n * copies / (_zero_divisor(m, setup) if zero == 3 else 1)
+    if setup.method != "full" and setup.precision != "mixed-bf16":
+        weights += adapter_weight_bytes(adapters, FP32 if t.adapter_fp32 else ACT_BYTES[setup.precision])
     if zero >= 2:
         persistent = g_sharded
         bucket = a["ds_reduce_bucket_size"] * gb if setup.zero_backend == "deepspeed" else _largest_layer_grad(
@@ -324,25 +378,37 @@ def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptio
         ddp_copy = dp > 1 and zero == 0 and not a["ddp_gradient_as_bucket_view"]
         persistent = g_full if ddp_copy else 0.0
         transient = g_full
+    built = 0.0
+    if setup.method == "full" and zero < 2 and setup.grad_accumulation == 1 and not setup.optimizer_in_backward:
+        built = backward_built_gradients_bytes(g_full, g_first, g_embed)
     if setup.grad_accumulation > 1 and zero < 2:
         persistent, transient, head_grad = persistent + g_full, 0.0, 0.0  # accumulated .grad tensors
     if setup.optimizer_in_backward:
-        transient = largest
+        transient = largest * gb
+    if t.main_grad_fp32:
+        # Megatron: one fp32 main-grad buffer for the whole step, bf16 grads never materialise apart
+        persistent, transient, head_grad, built = megatron_main_grad_bytes(g_full / gb), 0.0, 0.0, 0.0
     if zero in (1, 2) and a["zero_fp32_grad_partition"] and setup.precision == "mixed-bf16":
         transient += g_sharded * FP32 / gb
+    step_temp = optimizer_step_temp_bytes(t.optimizer_impl, numel_opt, largest, _state_bytes(setup))
     optimizer, paged, host, grads_host = opt_sharded, 0.0, 0.0, 0.0
     if setup.offload != "none":
         # ZeRO-Offload: fp32 master, moments and an fp32 gradient partition in host memory
-        optimizer, host, grads_host = 0.0, opt_sharded, g_sharded * FP32 / gb
+        optimizer, host, grads_host, step_temp = 0.0, opt_sharded, g_sharded * FP32 / gb, 0.0
         persistent = 0.0
         transient = min(transient, a["ds_reduce_bucket_size"] * gb)
     elif _paged(setup):
         optimizer, paged = 0.0, opt_sharded
     params_host = 0.0
     if setup.offload == "optimizer+params":
-        params_host, weights = weights, 0.0
-    return ModelStates(weights, g_full, persistent, transient, optimizer, paged, host, params_host, largest,
-                       head_grad, grads_host)
+        keep = 0.0
+        if setup.method == "qlora" and setup.zero_backend == "fsdp" and a["fsdp_offload_keeps_4bit_shards"]:
+            keep = weights - kbit_prep_extra_weight_bytes(kbit)
+        params_host, weights = weights - keep, keep
+    moe = moe_select_backward_bytes(max(experts_tensor.values(), default=0.0), a) \
+        if setup.method == "full" and t.moe_eager_experts else 0.0
+    return ModelStates(weights, g_full, persistent, transient, optimizer, paged, host, params_host, largest * gb,
+                       head_grad, grads_host, step_temp, built, moe)
 
 
 def model_state_bytes(spec: ModelSpec, setup: FinetuneSetup, assumptions: Assumptions | dict | None = None,
@@ -387,21 +453,27 @@ def zero3_gather_bytes(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Ass
 
     FSDP: the unit computing plus ``fsdp_prefetch_units`` prefetched units (one decoder layer
     each, plus the largest of embedding/head when on the stage). DeepSpeed: the largest layer
-    plus ``stage3_prefetch_bucket_size`` parameters, capped by ``stage3_max_live_parameters``.
-    Bytes are the storage bytes (bf16, or NF4 for QLoRA with a bf16 quant_storage).
+    plus ``stage3_prefetch_bucket_size`` parameters, capped by ``stage3_max_live_parameters``, or
+    the embedding / head when larger; with parameter offload also the largest module resident
+    (``terms.zero3_offload_resident_bytes``). Bytes are the storage bytes (bf16, or NF4 for QLoRA with a bf16 quant_storage).
     """
     if setup.zero != 3:
         return 0.0
     n_layer, b_layer = max((_layer_param_bytes(spec, setup, i) for i in stage_layers(spec, setup, stage)),
                            key=lambda nb: nb[1], default=(0.0, 0.0))
+    outside = [module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
+               for m in model_modules(spec) if m.layer < 0 and _on_stage(m, spec, setup, stage)]
     if setup.zero_backend == "fsdp":
-        outside = [module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
-                   for m in model_modules(spec) if m.layer < 0 and _on_stage(m, spec, setup, stage)]
         return (1 + a["fsdp_prefetch_units"]) * max([b_layer] + outside)
     if n_layer == 0:
         return 0.0
     live = min(a["ds_stage3_max_live_parameters"], n_layer + a["ds_stage3_prefetch_bucket_size"])
-    return live * b_layer / n_layer
+    gathered = max(live * b_layer / n_layer, max(outside, default=0.0))
+    if setup.offload == "optimizer+params":
+        largest = max([n_layer] + [m.params * _local_fraction(m, setup) for m in model_modules(spec)
+                                   if m.layer < 0 and _on_stage(m, spec, setup, stage)])
+        gathered += zero3_offload_resident_bytes(largest, a)
+    return gathered
 
 
 def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumptions) -> float:
@@ -471,24 +543,34 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
     for stage in range(setup.pp):
         ms = model_states(spec, setup, stage, a)
         acts = stage_activation_bytes(spec, setup, stage, a)
-        buffers = zero3_gather_bytes(spec, setup, stage, a) + dequant_workspace_bytes(spec, setup, a)
+        # the dequantized 4-bit weight lives only inside a Linear4bit forward/backward (whole-step
+        # measurement): in the recomputed layer's backward, never at the loss
+        dequant = dequant_workspace_bytes(spec, setup, a)
+        buffers = zero3_gather_bytes(spec, setup, stage, a)
         base = ms.weights + ms.grads_persistent + ms.optimizer + buffers
-        step_temp = a["optimizer_step_temp_fraction"] * ms.optimizer
+        step_temp = ms.step_temp
+        n_layers = max(1, len(stage_layers(spec, setup, stage)))
+        last_layer = base + acts["backward_phase"] + ms.head_grad + ms.moe_backward + dequant
+        # the first layer's backward: its own saved tensors (or input) only, every later gradient built
+        first_layer = base + (acts["layers"] + acts["lora"]) / n_layers + acts["recompute_peak"] \
+            + ms.built_grads + ms.moe_backward + dequant
         phases = {
             "loss": base + acts["loss_phase"],
-            "layer_backward": base + acts["backward_phase"] + ms.head_grad,
+            "layer_backward": max(last_layer, first_layer),
             "backward_end": base + ms.grads_transient,
             "optimizer_step": base + ms.grads_transient + step_temp,
         }
+        layer_grads = ms.head_grad if last_layer >= first_layer else ms.built_grads
         phase = max(PHASES, key=lambda p: phases[p])
         if best is None or phases[phase] > best[0]:
-            best = (phases[phase], stage, phase, phases, ms, acts, buffers, step_temp)
-    allocated, stage, phase, phases, ms, acts, buffers, step_temp = best
+            best = (phases[phase], stage, phase, phases, ms, acts, buffers, step_temp, layer_grads, dequant)
+    allocated, stage, phase, phases, ms, acts, buffers, step_temp, layer_grads, dequant = best
+    buffers += dequant if phase == "layer_backward" else 0.0
     in_backward = phase in ("backward_end", "optimizer_step")
     gradients = ms.grads_persistent + (ms.grads_transient if in_backward else 0.0)
-    gradients += ms.head_grad if phase == "layer_backward" else 0.0
+    gradients += layer_grads + ms.moe_backward if phase == "layer_backward" else 0.0
     optimizer = ms.optimizer + (step_temp if phase == "optimizer_step" else 0.0)
-    activations = 0.0 if in_backward else acts["loss_phase" if phase == "loss" else "backward_phase"]
+    activations = 0.0 if in_backward else allocated - (ms.weights + ms.optimizer + buffers + gradients)
     fragmentation = allocated * a["allocator_fragmentation_fraction"]
     reserved = allocated + fragmentation
     overhead = a["cuda_context_bytes"] + (a["nccl_buffer_bytes"] if setup.gpus > 1 else 0)
