@@ -146,6 +146,19 @@ ASSUMPTIONS = (
         "of the one computing (torch/distributed/fsdp docs)",
         "FSDP units (decoder layers) all-gathered ahead of the current one.", _C,
     ),
+    # ------------------------------------------------------------------ ranges
+    Assumption(
+        "memory_range_min_cases", 3, "cases",
+        "a class (method x framework) needs a few residuals before its extremes mean anything; below, the method's "
+        "or all out-of-sample residuals are used (training/ranges.py)",
+        "Fewest out-of-sample cases a class needs to get its own memory range.", _C,
+    ),
+    Assumption(
+        "memory_range_floor_fraction", 0.05, "fraction",
+        "the whole-step CPU measurement agrees with the estimate within 5% on the tiny models "
+        "(tests/groundtruth/test_wholestep.py): no range is narrower than the model's own error there",
+        "Smallest half-width of a memory range, as a fraction of the estimate.", _C,
+    ),
     # ------------------------------------------------------------------ device-level overheads
     Assumption(
         "allocator_fragmentation_fraction", 0.05, "fraction of allocated",
@@ -153,6 +166,26 @@ ASSUMPTIONS = (
         "(512 B / 2 MiB) and cached free blocks; torchtune PR #961 reports peak reserved 'similar' to 20.2 GB "
         "allocated for Llama-2-7B; calibrated in tests/test_training_calibration.py",
         "max_memory_reserved ≈ max_memory_allocated × (1 + this).", _C,
+    ),
+    Assumption(
+        "allocator_large_segment_bytes", 20_971_520, "bytes",
+        "c10/cuda/CUDACachingAllocator.cpp: kLargeBuffer = 20 MiB segments for requests of 1-10 MiB, larger "
+        "requests rounded up to kRoundLarge = 2 MiB; the last segment of the peak is on average partly empty",
+        "Caching-allocator rounding at the peak: one large segment (reserved - allocated beyond fragmentation).",
+        _C,
+    ),
+    Assumption(
+        "allocator_expandable_segments", False, "bool",
+        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (PyTorch CUDA semantics notes, 'Optimizing memory usage "
+        "with PYTORCH_CUDA_ALLOC_CONF'): one segment grows with cuMemMap instead of caching many, so freed "
+        "blocks fragment less; off by default",
+        "Whether the run sets expandable_segments:True (uses allocator_fragmentation_fraction_expandable).", _C,
+    ),
+    Assumption(
+        "allocator_fragmentation_fraction_expandable", 0.02, "fraction of allocated",
+        "PyTorch CUDA semantics notes: expandable segments avoid the fragmentation of many cached segments; "
+        "rounding to 2 MiB pages remains (the value is the 512 B / 2 MiB rounding share, not fitted)",
+        "max_memory_reserved ≈ max_memory_allocated × (1 + this) with expandable segments.", _C,
     ),
     Assumption(
         "nccl_buffer_bytes", 536_870_912, "bytes",

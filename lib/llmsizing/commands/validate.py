@@ -55,15 +55,23 @@ def _cmd_validate(args) -> int:
     category = _category(args.category) if args.category else None
     extra = ground_truth_rows(category, groundtruth) if args.ground_truth else []
     result = run.run_validation(category=category, extra_rows=extra)
+    from llmsizing.validation import residuals
+
+    split = residuals.split_summary(result.rows) if category in (None, residuals.CATEGORY) else None
     if args.json:
         d = result.to_dict()
         d["verdicts"] = report.verdicts(result)
+        if split is not None:
+            d["finetune_memory_split"] = split
         print_json(d)
         return 0
     if not args.summary_only:
         print(report.format_table(result))
         print()
     print(report.format_summary(result))
+    if split is not None:
+        print()
+        print(residuals.format_split(split))
     return 0
 
 

@@ -147,6 +147,10 @@ def resolve_terms(setup: Any) -> Terms:
         impl = "fused"
     adapter = p.adapter_dtype if setup.adapter_dtype == "auto" else setup.adapter_dtype
     kbit = p.kbit_prep if setup.kbit_prep is None else bool(setup.kbit_prep)
+    if setup.kbit_prep is None and setup.zero == 3 and setup.zero_backend == "fsdp":
+        # sharded QLoRA skips the k-bit preparation (TRL sft_trainer.py: `not is_sharded_qlora`;
+        # axolotl: only without FSDP)
+        kbit = False
     if setup.loss_impl != "auto":
         loss = setup.loss_impl
     elif setup.chunked_cross_entropy and p.loss_impl == "eager":

@@ -52,6 +52,15 @@ from llmsizing.training.terms import (adapter_weight_bytes, backward_built_gradi
 from llmsizing.weights import is_quantized_module, module_weight_bytes
 
 PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
+#: Which of the three measurable quantities each memory number is (JSON ``memory_kinds``).
+MEMORY_KINDS = {
+    "weights": "allocated", "gradients": "allocated", "optimizer": "allocated", "activations": "allocated",
+    "buffers": "allocated",
+    "allocated": "allocated: live tensors at the peak (torch.cuda.max_memory_allocated)",
+    "reserved": "reserved: allocated + caching-allocator slack (torch.cuda.max_memory_reserved)",
+    "overhead": "device: CUDA context + NCCL, outside PyTorch's allocator",
+    "total": "device: reserved + CUDA context + NCCL + resident paged states (nvidia-smi)",
+}
 FP32 = 4
 
 
@@ -488,6 +497,22 @@ def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumption
 # ----------------------------------------------------------------------------- memory
 
 
+def reserved_bytes(allocated: float, a: Assumptions) -> float:
+    """PyTorch's caching allocator: what ``max_memory_reserved`` shows for a peak of ``allocated``.
+
+    reserved = allocated · (1 + f) + one large segment, with f =
+    ``allocator_fragmentation_fraction`` (cached free blocks that the allocation pattern leaves
+    split; ``allocator_fragmentation_fraction_expandable`` with ``expandable_segments:True``, which
+    grows one segment instead of caching many) and the segment = ``allocator_large_segment_bytes``
+    (c10/cuda/CUDACachingAllocator.cpp: requests above 1 MiB come from 20 MiB segments
+    (kLargeBuffer) or are rounded up to 2 MiB (kRoundLarge); the last segment is partly empty).
+    """
+    f = a["allocator_fragmentation_fraction_expandable"] if a["allocator_expandable_segments"] \
+        else a["allocator_fragmentation_fraction"]
+    return allocated * (1 + f) + a["allocator_large_segment_bytes"]
+
+
+
 def _assumptions(assumptions: Assumptions | dict | None) -> Assumptions:
     return assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
 
@@ -571,8 +596,8 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
     gradients += layer_grads + ms.moe_backward if phase == "layer_backward" else 0.0
     optimizer = ms.optimizer + (step_temp if phase == "optimizer_step" else 0.0)
     activations = 0.0 if in_backward else allocated - (ms.weights + ms.optimizer + buffers + gradients)
-    fragmentation = allocated * a["allocator_fragmentation_fraction"]
-    reserved = allocated + fragmentation
+    reserved = reserved_bytes(allocated, a)
+    fragmentation = reserved - allocated
     overhead = a["cuda_context_bytes"] + (a["nccl_buffer_bytes"] if setup.gpus > 1 else 0)
     free = max(0.0, gpu.memory_bytes - reserved - overhead)
     paged_resident = min(ms.optimizer_paged, free) if a["paged_states_resident"] else 0.0

@@ -43,9 +43,12 @@ OURS = "ours"
 # ----------------------------------------------------------------------------- setups
 
 
-def finetune_setup(setup: Mapping[str, Any]):
-    """A ``training.FinetuneSetup`` from a case's setup fields (``include_mtp`` is the case's, not the setup's)."""
+def finetune_setup(setup: Mapping[str, Any], framework: str | None = None):
+    """A ``training.FinetuneSetup`` from a case's setup fields (``include_mtp`` is the case's, not the setup's)
+    and the case's ``framework`` (the profile the published run used)."""
     fields = {k: v for k, v in setup.items() if k != "include_mtp"}
+    if framework is not None:
+        fields.setdefault("framework", framework)
     unknown = sorted(set(fields) - set(FinetuneSetup.__dataclass_fields__))
     if unknown:
         raise ScenarioError(f"setup field '{unknown[0]}' is not a FinetuneSetup field")
@@ -141,7 +144,11 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
             return float(m.total)
         raise ValueError(f"{case.id}: serve cannot give quantity {q!r}")
     if est == "finetune":
-        m = finetune_memory(spec, finetune_setup(s), gpu)
+        m = finetune_memory(spec, finetune_setup(s, case.framework), gpu)
+        if q == "fits":
+            return bool(m.fits)
+        if q not in ("allocated", "reserved", "device"):
+            raise ValueError(f"{case.id}: finetune cannot give quantity {q!r}")
         return float({"allocated": m.allocated, "reserved": m.reserved, "device": m.total}[q])
     if (est in ("throughput", "time") and s.get("zero") == 3 and case.extra.get("global_batch_size")
             and case.gpus > gpu.node_gpus_max):
