@@ -142,7 +142,14 @@ def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *
     else:
         sh, mem = least
         reason = mem.reason or "does not fit"
-        if mem.fits:  # fits the GPU but not the node's host RAM (offloaded states)
+        need = mem.reserved + mem.overhead
+        if mem.fits and need > ctx.fit_memory_bytes:  # the estimate fits, its range's high end does not
+            rng = _range(ctx, mem)
+            reason = (f"needs {need / 2**30:.1f} GiB per GPU, up to {need * rng.high_ratio / 2**30:.1f} GiB at the high "
+                      f"end of its range ({rng.basis}) plus a "
+                      f"{float(ctx.assumptions['planner_memory_margin_fraction']):.0%} margin, but {ctx.gpu.name} has "
+                      f"{ctx.gpu.memory_bytes / 2**30:.1f} GiB")
+        elif mem.fits:  # fits the GPU but not the node's host RAM (offloaded states)
             reason = "offloaded states exceed the node's host RAM"
     where = f"up to {n} × {ctx.gpu.slug}" if searched else f"on {n} × {ctx.gpu.slug}"
     layout = TrainingLayout(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, 1, 1, sh.gc)
