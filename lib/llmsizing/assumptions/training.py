@@ -127,6 +127,11 @@ ASSUMPTIONS = (
         "Upper bound on gathered (full) parameters DeepSpeed ZeRO-3 keeps alive per GPU.", _C,
     ),
     Assumption(
+        "ds_sub_group_size", 1_000_000_000, "params",
+        "DeepSpeed runtime/zero/config.py: sub_group_size default 1e9 (ZeRO-3 steps the optimizer per sub-group)",
+        "Parameters per DeepSpeed ZeRO-3 optimizer sub-group (bounds the fp32 gradient copy at the step).", _C,
+    ),
+    Assumption(
         "ds_reduce_bucket_size", 500_000_000, "params",
         "DeepSpeed runtime/zero/config.py: reduce_bucket_size default 5e8 (Hugging Face 'auto' sets hidden²)",
         "Gradient elements DeepSpeed ZeRO-2/3 buffers before reduce-scatter.", _C,

@@ -17,7 +17,8 @@ stack, how it implements the pieces whose memory differs:
 - ``bnb_saves_input``: bitsandbytes < 0.43.2 ``MatMul4Bit`` saves every 4-bit linear's input;
 - ``main_grad_fp32``: Megatron's persistent fp32 main-gradient buffer;
 - ``moe_eager_experts``: transformers' eager experts loop (SelectBackward copies of the fused
-  expert tensors in full fine-tuning; fused expert tensors are not quantized under QLoRA).
+  expert tensors in full fine-tuning; fused expert tensors are not quantized under QLoRA);
+- ``eval_full_logits``: the periodic validation step holds the whole logits unchunked (LitGPT).
 
 A ``FinetuneSetup`` names its ``framework``; its ``optimizer_impl``, ``adapter_dtype``,
 ``kbit_prep`` and ``loss_impl`` fields override the profile where they are not ``auto``.
@@ -48,6 +49,7 @@ class FrameworkProfile:
     bnb_saves_input: bool = False
     main_grad_fp32: bool = False
     moe_eager_experts: bool = True
+    eval_full_logits: bool = False
     sources: tuple[str, ...] = ()
 
 
@@ -87,8 +89,9 @@ PROFILES: dict[str, FrameworkProfile] = {
                  "model; loss CEWithChunkedOutputLoss",)),
     "litgpt": FrameworkProfile(
         "litgpt", "LitGPT", optimizer_impl="foreach", adapter_dtype="working", loss_impl="chunked",
-        loss_fp32_upcast=False, bnb_saves_input=True, moe_eager_experts=False,
-        sources=("litgpt finetune/lora.py: torch.optim.AdamW (foreach on CUDA); lm_head_chunk_size=128 and "
+        loss_fp32_upcast=False, bnb_saves_input=True, moe_eager_experts=False, eval_full_logits=True,
+        sources=("litgpt finetune/lora.py: torch.optim.AdamW (foreach on CUDA); validate() computes the whole "
+                 "logits and chunked_cross_entropy(..., chunk_size=0); lm_head_chunk_size=128 and "
                  "utils.chunked_cross_entropy without .float(); 'LitGPT only supports bitsandbytes v0.42.0' "
                  "(MatMul4Bit saved its input until bitsandbytes 0.43.2, PR #1270)",)),
     "deepspeed": FrameworkProfile(
@@ -129,6 +132,7 @@ class Terms:
     bnb_saves_input: bool
     main_grad_fp32: bool
     moe_eager_experts: bool
+    eval_full_logits: bool = False
 
 
 _BNB_OPTIMIZERS = ("adamw-8bit", "paged-adamw-8bit", "paged-adamw")
@@ -163,4 +167,5 @@ def resolve_terms(setup: Any) -> Terms:
         kbit_prep=setup.method == "qlora" and kbit, loss_impl=loss, loss_fp32_upcast=p.loss_fp32_upcast,
         bnb_saves_input=setup.method == "qlora" and p.bnb_saves_input,
         main_grad_fp32=p.main_grad_fp32 and setup.method == "full", moe_eager_experts=p.moe_eager_experts,
+        eval_full_logits=p.eval_full_logits,
     )

@@ -46,7 +46,9 @@ from llmsizing.specs import GpuSpec, ModelSpec
 from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
 from llmsizing.training.frameworks import Terms, resolve_terms
 from llmsizing.training.layout import check_layout, stage_layers
-from llmsizing.training.terms import (adapter_weight_bytes, backward_built_gradients_bytes, kbit_prep_extra_weight_bytes,
+from llmsizing.training.terms import (adapter_weight_bytes, backward_built_gradients_bytes, deepspeed_zero3_fp32_grad_bytes,
+                                      eval_full_logits_bytes,
+                                      kbit_prep_extra_weight_bytes,
                                       megatron_main_grad_bytes, moe_select_backward_bytes, optimizer_step_temp_bytes,
                                       zero3_offload_resident_bytes)
 from llmsizing.weights import is_quantized_module, module_weight_bytes
@@ -399,7 +401,10 @@ def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptio
         persistent, transient, head_grad, built = megatron_main_grad_bytes(g_full / gb), 0.0, 0.0, 0.0
     if zero in (1, 2) and a["zero_fp32_grad_partition"] and setup.precision == "mixed-bf16":
         transient += g_sharded * FP32 / gb
-    step_temp = optimizer_step_temp_bytes(t.optimizer_impl, numel_opt, largest, _state_bytes(setup))
+    ds3_fp32_grads = 0.0
+    if zero == 3 and setup.zero_backend == "deepspeed" and setup.precision == "mixed-bf16" and setup.offload == "none":
+        ds3_fp32_grads = deepspeed_zero3_fp32_grad_bytes(g_sharded / gb, a)
+    step_temp = optimizer_step_temp_bytes(t.optimizer_impl, numel_opt, largest, _state_bytes(setup)) + ds3_fp32_grads
     optimizer, paged, host, grads_host = opt_sharded, 0.0, 0.0, 0.0
     if setup.offload != "none":
         # ZeRO-Offload: fp32 master, moments and an fp32 gradient partition in host memory
@@ -579,8 +584,12 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
         # the first layer's backward: its own saved tensors (or input) only, every later gradient built
         first_layer = base + (acts["layers"] + acts["lora"]) / n_layers + acts["recompute_peak"] \
             + ms.built_grads + ms.moe_backward + dequant
+        # a validation step with whole logits (framework profile) peaks like the loss, without gradients
+        evaluation = eval_full_logits_bytes(spec.vocab_size / setup.tp, setup.tokens_per_gpu,
+                                            ACT_BYTES[setup.precision]) if setup.terms.eval_full_logits \
+            and stage == setup.pp - 1 else 0.0
         phases = {
-            "loss": base + acts["loss_phase"],
+            "loss": base + max(acts["loss_phase"], evaluation),
             "layer_backward": max(last_layer, first_layer),
             "backward_end": base + ms.grads_transient,
             "optimizer_step": base + ms.grads_transient + step_temp,

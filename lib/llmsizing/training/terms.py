@@ -82,6 +82,23 @@ def moe_select_backward_bytes(experts_tensor_bytes: float, a: dict) -> float:
     return a["moe_select_backward_copies"] * experts_tensor_bytes
 
 
+def deepspeed_zero3_fp32_grad_bytes(grad_partition_params: float, a: dict) -> float:
+    """DeepSpeed ZeRO-3 steps one sub-group at a time on an fp32 copy of its gradient partition
+    (``runtime/zero/stage3.py::_prepare_fp32_grad_for_sub_group``: ``flatten(averaged_gradients).to(fp32)``):
+    ``4 · min(P / dp, ds_sub_group_size)`` at the optimizer step (DeepSpeed's own estimator counts
+    18 B/param/N for this reason)."""
+    return FP32 * min(grad_partition_params, a["ds_sub_group_size"])
+
+
+def eval_full_logits_bytes(vocab: float, tokens: float, act_bytes: float) -> float:
+    """A validation step that computes the whole logits and an unchunked loss under ``no_grad``
+    (LitGPT ``finetune/*.py::validate``: ``logits = model(input_ids)`` then
+    ``chunked_cross_entropy(logits[..., :-1, :], targets[..., 1:], chunk_size=0)``): the logits, the
+    contiguous copy ``reshape`` makes of the shifted slice and ``cross_entropy``'s log-softmax, all in
+    the activation dtype: ``3 · a · V · T``."""
+    return 3 * act_bytes * vocab * tokens
+
+
 def fused_linear_ce_bytes(vocab: float, hidden: float, tokens: float, act_bytes: float) -> float:
     """Fused linear cross-entropy (Liger ``LigerFusedLinearCrossEntropyLoss``, Apple Cut
     Cross-Entropy, Unsloth): logits are computed a chunk of rows at a time and never kept for all
