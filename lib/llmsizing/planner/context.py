@@ -134,6 +134,8 @@ class PlanContext:
         """The memory a layout's estimate must fit: the planner decides on the high end of the estimate's
         range (``training.ranges``, method × framework) plus ``planner_memory_margin_fraction``, i.e.
         estimate · high_ratio · (1 + margin) ≤ GPU memory."""
+        if not self.assumptions["planner_fit_on_range_high"]:
+            return float(self.gpu.memory_bytes)
         margin = float(self.assumptions["planner_memory_margin_fraction"])
         return self.gpu.memory_bytes / (high_ratio(self.request.method, self.request.framework, self.assumptions)
                                         * (1 + margin))

@@ -169,7 +169,8 @@ def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
                                 tp=1, pp=1, zero=3, offload="none", micro_batch=int(s["micro_batch"]),
                                 gradient_checkpointing=bool(s.get("gradient_checkpointing", True)), seq_len=seq,
                                 deadline="1000d", precision=s.get("precision", "mixed-bf16"),
-                                assumptions={"global_batch_tokens": global_tokens})
+                                assumptions={"global_batch_tokens": global_tokens,
+                                         "planner_fit_on_range_high": False})   # timed, not sized
     t = p.time
     step_s = (t.compute_s + t.comm_s + t.quantization_s + t.bubble_s + t.offload_s) / t.steps
     return global_tokens / step_s / case.gpus
