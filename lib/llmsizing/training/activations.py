@@ -416,6 +416,7 @@ def stage_activation_bytes(spec: ModelSpec, setup: Any, stage: int,
     inflight = setup.pp - stage
     lora_names = _lora_names_by_layer(spec, setup)
     cache: dict[tuple, tuple[dict[str, float], float]] = {}
+    sig_down: dict[tuple, float] = {}   # saved bytes per token of down_proj's input (freed first in backward)
     layers = lora = recompute = 0.0
     for i in stage_layers(spec, setup, stage):
         sig = (i in set(spec.moe_layers), lora_names.get(i, frozenset()), i == 0)
@@ -423,15 +424,20 @@ def stage_activation_bytes(spec: ModelSpec, setup: Any, stage: int,
             items = layer_saved_tensors(spec, setup, i, a, lora_names=sig[1])
             parts = _per_token(items, setup.tp, setup.sequence_parallel)
             cache[sig] = (parts, layer_backward_transient_parts_per_token(spec, setup, i))
+            sig_down[sig] = sum(it.bytes_per_token / (setup.tp if (it.sharded or setup.sequence_parallel) else 1)
+                                for it in items if it.key.endswith("down_input") or it.name.startswith("down_proj."))
         parts, (mlp_t, attn_t, resid_t) = cache[sig]
         transient = max(mlp_t, attn_t) + resid_t
         saved = sum(parts.values()) * T
         if setup.gradient_checkpointing:
             layers += checkpoint_bytes_per_token(spec, setup) * T * inflight
             # autograd runs the MLP backward first and frees the MLP's recomputed tensors before the
-            # attention backward: whole layer + MLP buffers, or the rest + attention buffers
+            # attention backward: whole layer + MLP buffers, or the rest + attention buffers. down_proj,
+            # the MLP's last op, back-propagates first and frees its saved input before the gate/up
+            # product's gradient buffers exist.
             mlp_saved = sum(parts.get(k, 0.0) for k in _MLP_PARTS) * T
-            recompute = max(recompute, saved + (mlp_t + resid_t) * T,
+            down = sig_down[sig] * T
+            recompute = max(recompute, saved - down + (mlp_t + resid_t) * T,
                             saved - mlp_saved + (attn_t + resid_t) * T)
         else:
             lora += parts.get("lora", 0.0) * T * inflight

@@ -580,10 +580,15 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
         base = ms.weights + ms.grads_persistent + ms.optimizer + buffers
         step_temp = ms.step_temp
         n_layers = max(1, len(stage_layers(spec, setup, stage)))
-        last_layer = base + acts["backward_phase"] + ms.head_grad + ms.moe_backward + dequant
+        layers_here = stage_layers(spec, setup, stage)
+        moe_layers = set(spec.moe_layers)
+        # SelectBackward copies only while an MoE layer back-propagates (the first and last layer ends)
+        moe_last = ms.moe_backward if layers_here and max(layers_here) in moe_layers else 0.0
+        moe_first = ms.moe_backward if layers_here and min(layers_here) in moe_layers else 0.0
+        last_layer = base + acts["backward_phase"] + ms.head_grad + moe_last + dequant
         # the first layer's backward: its own saved tensors (or input) only, every later gradient built
         first_layer = base + (acts["layers"] + acts["lora"]) / n_layers + acts["recompute_peak"] \
-            + ms.built_grads + ms.moe_backward + dequant
+            + ms.built_grads + moe_first + dequant
         # a validation step with whole logits (framework profile) peaks like the loss, without gradients
         evaluation = eval_full_logits_bytes(spec.vocab_size / setup.tp, setup.tokens_per_gpu,
                                             ACT_BYTES[setup.precision]) if setup.terms.eval_full_logits \
@@ -594,7 +599,7 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
             "backward_end": base + ms.grads_transient,
             "optimizer_step": base + ms.grads_transient + step_temp,
         }
-        layer_grads = ms.head_grad if last_layer >= first_layer else ms.built_grads
+        layer_grads = ms.head_grad + moe_last if last_layer >= first_layer else ms.built_grads + moe_first
         phase = max(PHASES, key=lambda p: phases[p])
         if best is None or phases[phase] > best[0]:
             best = (phases[phase], stage, phase, phases, ms, acts, buffers, step_temp, layer_grads, dequant)
@@ -602,7 +607,7 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
     buffers += dequant if phase == "layer_backward" else 0.0
     in_backward = phase in ("backward_end", "optimizer_step")
     gradients = ms.grads_persistent + (ms.grads_transient if in_backward else 0.0)
-    gradients += layer_grads + ms.moe_backward if phase == "layer_backward" else 0.0
+    gradients += layer_grads if phase == "layer_backward" else 0.0
     optimizer = ms.optimizer + (step_temp if phase == "optimizer_step" else 0.0)
     activations = 0.0 if in_backward else allocated - (ms.weights + ms.optimizer + buffers + gradients)
     reserved = reserved_bytes(allocated, a)
