@@ -157,8 +157,8 @@ def resolve_terms(setup: Any) -> Terms:
         kbit = False
     if setup.loss_impl != "auto":
         loss = setup.loss_impl
-    elif setup.chunked_cross_entropy and p.loss_impl == "eager":
-        loss = "chunked"
+    elif setup.chunked_cross_entropy is not None:   # stated by the setup: chunked or one piece
+        loss = "chunked" if setup.chunked_cross_entropy else "eager"
     else:
         loss = p.loss_impl
     return Terms(

@@ -98,7 +98,7 @@ class FinetuneSetup:
     lora_alpha: int = 32
     lora_targets: str = "all-linear"
     qlora_quant: str = _DefaultQuant("nf4-dq")
-    chunked_cross_entropy: bool = False
+    chunked_cross_entropy: bool | None = None   # None: the framework's loss (frameworks.py)
     attention_kernel: str = "flash"
     zero: int = 0
     offload: str = "none"
@@ -127,6 +127,8 @@ class FinetuneSetup:
         one_of(self.optimizer_impl, OPTIMIZER_IMPLS, "optimizer_impl")
         one_of(self.adapter_dtype, ADAPTER_DTYPES, "adapter_dtype")
         one_of(self.loss_impl, LOSS_IMPLS, "loss_impl")
+        if self.chunked_cross_entropy is not None and not isinstance(self.chunked_cross_entropy, bool):
+            raise ScenarioError(f"chunked_cross_entropy must be true, false or null, got {self.chunked_cross_entropy!r}")
         if self.kbit_prep is not None and not isinstance(self.kbit_prep, bool):
             raise ScenarioError(f"kbit_prep must be true, false or null, got {self.kbit_prep!r}")
         if self.precision in QLORA_QUANTS:
