@@ -70,6 +70,12 @@ def test_profile_resolution_and_overrides():
                                     loss_impl="fused-linear"))
     assert (t.optimizer_impl, t.adapter_fp32, t.loss_impl) == ("fused", False, "fused-linear")
     assert resolve_terms(FinetuneSetup(method="qlora", framework="litgpt")).bnb_saves_input
+    # axolotl casts norms, embedding and head back to bf16 for flash attention
+    assert resolve_terms(FinetuneSetup(method="qlora", framework="axolotl", attention_kernel="sdpa")).kbit_prep
+    assert not resolve_terms(FinetuneSetup(method="qlora", framework="axolotl", attention_kernel="flash")).kbit_prep
+    # a setup that states its loss keeps it; None takes the framework's
+    assert resolve_terms(FinetuneSetup(framework="torchtune", chunked_cross_entropy=False)).loss_impl == "eager"
+    assert resolve_terms(FinetuneSetup(framework="torchtune")).loss_impl == "chunked"
     assert resolve_terms(FinetuneSetup(method="full", framework="megatron")).main_grad_fp32
 
 

@@ -70,7 +70,9 @@ PROFILES: dict[str, FrameworkProfile] = {
         sources=_HF + ("trl sft_trainer.py: prepare_model_for_kbit_training for 4-bit models",)),
     "axolotl": FrameworkProfile(
         "axolotl", "Axolotl (Trainer + PEFT)", adapter_dtype="fp32", kbit_prep=True,
-        sources=_HF + ("axolotl loaders/model.py: prepare_model_for_kbit_training for qlora without FSDP",)),
+        sources=_HF + ("axolotl utils/models.py: prepare_model_for_kbit_training for qlora without FSDP, then "
+                       "'LlamaRMSNorm layers are in fp32 after kbit_training ... convert them back to fp16/bf16 for "
+                       "flash-attn compatibility' (norms and embed_tokens/lm_head back to the torch dtype)",)),
     "llama-factory": FrameworkProfile(
         "llama-factory", "LLaMA-Factory (Trainer + PEFT)", adapter_dtype="fp32", kbit_prep=False,
         sources=_HF + ("LLaMA-Factory model/model_utils/checkpointing.py prepare_model_for_training: own k-bit "
@@ -155,6 +157,8 @@ def resolve_terms(setup: Any) -> Terms:
         # sharded QLoRA skips the k-bit preparation (TRL sft_trainer.py: `not is_sharded_qlora`;
         # axolotl: only without FSDP)
         kbit = False
+    if setup.kbit_prep is None and p.name == "axolotl" and setup.attention_kernel == "flash":
+        kbit = False   # axolotl casts norms, embedding and head back to bf16 for flash attention
     if setup.loss_impl != "auto":
         loss = setup.loss_impl
     elif setup.chunked_cross_entropy is not None:   # stated by the setup: chunked or one piece
