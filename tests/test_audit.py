@@ -60,7 +60,8 @@ def test_every_row_says_fits_and_hours(audited):
 
 def test_small_gpu_rows_miss_the_day_with_more_data(audited):
     # 4-bit Distill-Qwen-7B on A10G: the table keeps 2-8 GPUs while the data grows 100-fold
-    hours = [audited[f"qwen-7b-{d}"].stated.hours for d in ("1g", "10g", "100g")]
+    # (rows whose stated layout no longer fits at the high end of the QLoRA memory range have no hours)
+    hours = [h for d in ("1g", "10g", "100g") if (h := audited[f"qwen-7b-{d}"].stated.hours) is not None]
     assert hours == sorted(hours)
     assert not audited["qwen-7b-100g"].stated.meets_deadline
     assert audited["qwen-7b-100g"].recommended.gpus > 8

@@ -45,7 +45,7 @@ def test_finetune_family_at_1tb_meets_or_says_why(capsys, model, method):
 
 
 def test_given_gpus_evaluates_that_layout(capsys):
-    d = _json(capsys, ["finetune", "deepseek-r1-distill-llama-8b", "--method", "qlora", "--gpu", "a10g", "--gpus",
+    d = _json(capsys, ["finetune", "deepseek-r1-distill-llama-8b", "--method", "qlora", "--gpu", "l40s", "--gpus",
                        "2", "--tp", "1", "--data", "1G", "--zero", "0", "--gradient-checkpointing", "--micro-batch",
                        "1", "--json"])
     assert d["gpus"] == 2 and d["layout"]["dp"] == 2 and d["layout"]["zero"] == 0
@@ -54,7 +54,7 @@ def test_given_gpus_evaluates_that_layout(capsys):
 
 
 def test_a_layout_that_does_not_fit_is_reported(capsys):
-    d = _json(capsys, ["finetune", "deepseek-r1-distill-llama-8b", "--method", "qlora", "--gpu", "a10g", "--gpus",
+    d = _json(capsys, ["finetune", "deepseek-r1-distill-llama-8b", "--method", "qlora", "--gpu", "l40s", "--gpus",
                        "2", "--tp", "1", "--data", "1G", "--no-gradient-checkpointing", "--micro-batch", "8", "--json"])
     assert d["fits"] is False and d["hours"] is None and "GiB" in d["fit_reason"]
 

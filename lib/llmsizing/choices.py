@@ -19,6 +19,13 @@ ZERO_STAGES = (0, 1, 2, 3)
 ZERO_BACKENDS = ("fsdp", "deepspeed")
 QLORA_QUANTS = ("nf4", "nf4-dq")
 BASE_WEIGHTS = ("auto", "bf16", "fp32")
+# training stacks with their own memory behaviour (training/frameworks.py); hf-peft is the CLI/scenario default
+FRAMEWORKS = ("hf-peft", "trl", "llama-factory", "ms-swift", "axolotl", "unsloth", "torchtune", "litgpt",
+              "deepspeed", "fsdp", "megatron", "plain-pytorch")
+DEFAULT_FRAMEWORK = "hf-peft"
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "forloop")
+ADAPTER_DTYPES = ("auto", "working", "fp32")
+LOSS_IMPLS = ("auto", "eager", "chunked", "fused-linear")
 
 # ---------------------------------------------------------------- serving
 ENGINES = ("vllm", "sglang", "tensorrt-llm", "transformers", "llama.cpp")

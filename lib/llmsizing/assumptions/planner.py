@@ -23,6 +23,19 @@ _DEEPSEEK_API = ("DeepSeek API docs, 'Token & Token Usage' (api-docs.deepseek.co
                  "'1 English character ≈ 0.3 token; 1 Chinese character ≈ 0.6 token' (DeepSeek-V3/R1 tokenizer)")
 
 ASSUMPTIONS = (
+    # ------------------------------------------------------------------ memory fit
+    Assumption(
+        "planner_memory_margin_fraction", 0.05, "fraction",
+        "policy, not a measurement: headroom above the high end of the estimate's out-of-sample range "
+        "(training/ranges.py) for what no published case covers (allocator spikes, other processes on the GPU)",
+        "The planner accepts a layout when estimate × range high ratio × (1 + this) fits the GPU's memory.",
+        "planner"),
+    Assumption(
+        "planner_fit_on_range_high", True, "bool",
+        "issue 12: under-estimating memory is the worst error, so plans are sized on the high end of the range; "
+        "off only where a published layout is timed rather than sized (validation of throughput cases)",
+        "Decide 'fits' on the high end of the memory range plus the margin (False: on the estimate itself).",
+        "planner"),
     # ------------------------------------------------------------------ dataset: bytes per token
     Assumption(
         "bytes_per_token_en_llama3", 3.94, "bytes/token", _LLAMA3,

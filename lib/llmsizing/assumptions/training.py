@@ -42,11 +42,18 @@ ASSUMPTIONS = (
         "Parameters smaller than this keep fp32 optimizer states under 8-bit AdamW.", _C,
     ),
     Assumption(
-        "optimizer_step_temp_fraction", 0.0, "fraction of optimizer-state bytes",
-        "Fused AdamW (torch fused=True, apex/DeepSpeed FusedAdam, torchtune configs) allocates no temporaries; "
-        "torch's foreach AdamW (_multi_tensor_adamw) allocates exp_avg_sq.sqrt() for a whole parameter group, "
-        "i.e. 0.5 of the fp32 state bytes",
-        "Transient memory of the optimizer step, as a fraction of the optimizer-state bytes (0.5 for foreach AdamW).",
+        "moe_select_backward_copies", 2, "tensors",
+        "whole-step CPU measurement (tests/groundtruth/test_wholestep.py::test_moe_eager_experts_select_backward_"
+        "copies): transformers' eager experts loop, SelectBackward0 of gate_up_proj[e] allocates a zero-filled "
+        "(E, 2I, h) gradient and AccumulateGrad's add makes another, besides the accumulated .grad",
+        "Whole fused expert-tensor copies alive during an MoE layer's backward in full fine-tuning (eager experts).",
+        _C,
+    ),
+    Assumption(
+        "ds_offload_largest_module_bytes_per_param", 4, "bytes/param",
+        "DeepSpeed runtime/zero/stage3.py estimate_zero3_model_states_mem_needs: with offload_param "
+        "gpu_mem = largest_layer_memory = 4 * largest_layer_params",
+        "GPU bytes per parameter of the largest module (embedding or head) ZeRO-3 keeps under parameter offload.",
         _C,
     ),
     # ------------------------------------------------------------------ activations
@@ -120,15 +127,42 @@ ASSUMPTIONS = (
         "Upper bound on gathered (full) parameters DeepSpeed ZeRO-3 keeps alive per GPU.", _C,
     ),
     Assumption(
+        "ds_sub_group_size", 1_000_000_000, "params",
+        "DeepSpeed runtime/zero/config.py: sub_group_size default 1e9 (ZeRO-3 steps the optimizer per sub-group)",
+        "Parameters per DeepSpeed ZeRO-3 optimizer sub-group (bounds the fp32 gradient copy at the step).", _C,
+    ),
+    Assumption(
         "ds_reduce_bucket_size", 500_000_000, "params",
         "DeepSpeed runtime/zero/config.py: reduce_bucket_size default 5e8 (Hugging Face 'auto' sets hidden²)",
         "Gradient elements DeepSpeed ZeRO-2/3 buffers before reduce-scatter.", _C,
+    ),
+    Assumption(
+        "fsdp_offload_keeps_4bit_shards", True, "bool",
+        "Published FSDP + QLoRA runs with CPU parameter offload measure about the NF4 shard per GPU plus "
+        "activations (Answer.AI fsdp_qlora / axolotl Llama-3-70B on 2 GPUs, 21 GB; P. Schmid 'FSDP + Q-LoRA' "
+        "Llama-3-70B on 4xA10G, 22 GB; PEFT docs 'FSDP + QLoRA' 2x24 GB): the 4-bit (bf16 quant_storage) "
+        "shards stay on the GPU; unverified on a GPU here",
+        "Under FSDP with parameter offload, keep QLoRA's packed 4-bit shards on the GPU (False: offload them).",
+        _C,
     ),
     Assumption(
         "fsdp_prefetch_units", 1, "units",
         "torch FSDP backward_prefetch=BACKWARD_PRE and limit_all_gathers=True: at most one unit gathered ahead "
         "of the one computing (torch/distributed/fsdp docs)",
         "FSDP units (decoder layers) all-gathered ahead of the current one.", _C,
+    ),
+    # ------------------------------------------------------------------ ranges
+    Assumption(
+        "memory_range_min_cases", 3, "cases",
+        "a class (method x framework) needs a few residuals before its extremes mean anything; below, the method's "
+        "or all out-of-sample residuals are used (training/ranges.py)",
+        "Fewest out-of-sample cases a class needs to get its own memory range.", _C,
+    ),
+    Assumption(
+        "memory_range_floor_fraction", 0.05, "fraction",
+        "the whole-step CPU measurement agrees with the estimate within 5% on the tiny models "
+        "(tests/groundtruth/test_wholestep.py): no range is narrower than the model's own error there",
+        "Smallest half-width of a memory range, as a fraction of the estimate.", _C,
     ),
     # ------------------------------------------------------------------ device-level overheads
     Assumption(
@@ -137,6 +171,26 @@ ASSUMPTIONS = (
         "(512 B / 2 MiB) and cached free blocks; torchtune PR #961 reports peak reserved 'similar' to 20.2 GB "
         "allocated for Llama-2-7B; calibrated in tests/test_training_calibration.py",
         "max_memory_reserved ≈ max_memory_allocated × (1 + this).", _C,
+    ),
+    Assumption(
+        "allocator_large_segment_bytes", 20_971_520, "bytes",
+        "c10/cuda/CUDACachingAllocator.cpp: kLargeBuffer = 20 MiB segments for requests of 1-10 MiB, larger "
+        "requests rounded up to kRoundLarge = 2 MiB; the last segment of the peak is on average partly empty",
+        "Caching-allocator rounding at the peak: one large segment (reserved - allocated beyond fragmentation).",
+        _C,
+    ),
+    Assumption(
+        "allocator_expandable_segments", False, "bool",
+        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (PyTorch CUDA semantics notes, 'Optimizing memory usage "
+        "with PYTORCH_CUDA_ALLOC_CONF'): one segment grows with cuMemMap instead of caching many, so freed "
+        "blocks fragment less; off by default",
+        "Whether the run sets expandable_segments:True (uses allocator_fragmentation_fraction_expandable).", _C,
+    ),
+    Assumption(
+        "allocator_fragmentation_fraction_expandable", 0.02, "fraction of allocated",
+        "PyTorch CUDA semantics notes: expandable segments avoid the fragmentation of many cached segments; "
+        "rounding to 2 MiB pages remains (the value is the 512 B / 2 MiB rounding share, not fitted)",
+        "max_memory_reserved ≈ max_memory_allocated × (1 + this) with expandable segments.", _C,
     ),
     Assumption(
         "nccl_buffer_bytes", 536_870_912, "bytes",

@@ -7,8 +7,8 @@ import argparse
 import re
 
 from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
-from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS, TOKENIZER_FAMILIES, TRAIN_PRECISIONS,
-                               ZERO_STAGES)
+from llmsizing.choices import (DEFAULT_FRAMEWORK, FRAMEWORKS, LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS,
+                               TOKENIZER_FAMILIES, TRAIN_PRECISIONS, ZERO_STAGES)
 from llmsizing.commands.common import add_set_argument, assumption_overrides, number_text, parse_counts, tokens_arg
 from llmsizing.commands.output import print_json
 from llmsizing.errors import ScenarioError
@@ -31,7 +31,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
         precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
         pp=args.pp, ep=args.ep, lora_rank=16 if args.lora_rank is None else args.lora_rank,
-        lora_targets=args.lora_targets or "all-linear",
+        lora_targets=args.lora_targets or "all-linear", framework=args.framework,
         gpu_memory=args.gpu_memory, assumptions=alias_overrides(
             model=args.model, method=args.method, gpu=args.gpu, language=args.language, tokenizer=args.tokenizer,
             mfu=args.mfu, tokens_per_byte=args.tokens_per_byte,
@@ -59,6 +59,11 @@ def render_plan(d: dict) -> str:
         f"{'Fits':14} {'yes' if d['fits'] else 'NO — ' + d['fit_reason']}",
     ]
     if mem:
+        rng = d.get("memory_per_gpu_range")
+        if rng:
+            lines.append(f"{'Range/GPU':14} {fmt_gib(rng['low'])} to {fmt_gib(rng['high'])} (device level, "
+                         f"{d['framework']}; from out-of-sample residuals of {rng['basis']}, n={rng['n']})"
+                         + (" — TIGHT: the range crosses the GPU's memory" if d.get("tight") else ""))
         lines.append(f"{'Memory/GPU':14} {fmt_gib(mem.get('total', 0))} of {fmt_gib(d['gpu_memory_bytes'])}: "
                      f"weights {fmt_gib(mem.get('weights', 0))}, gradients {fmt_gib(mem.get('gradients', 0))}, "
                      f"optimizer {fmt_gib(mem.get('optimizer', 0))}, activations {fmt_gib(mem.get('activations', 0))}, "
@@ -144,6 +149,9 @@ def register(sub) -> None:
     _bool_flag(p, "gradient-checkpointing", "recompute activations in backward (default: search)")
     p.add_argument("--precision", choices=TRAIN_PRECISIONS, default="mixed-bf16", help="training precision")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer")
+    p.add_argument("--framework", choices=FRAMEWORKS, default=DEFAULT_FRAMEWORK,
+                   help=f"training stack whose memory behaviour to assume (default {DEFAULT_FRAMEWORK}: Hugging Face "
+                        "Trainer + PEFT)"),
     p.add_argument("--zero", type=int, choices=ZERO_STAGES, default=None, help="ZeRO stage (default: search)")
     p.add_argument("--offload", choices=OFFLOADS, default=None, help="CPU offload (default: search)")
     p.add_argument("--tp", type=number_text, default=None, help="tensor-parallel degree (default: search)")

@@ -56,7 +56,7 @@ def ground_truth_rows(category: str | None, groundtruth):
 def _cmd_validate(args) -> int:
     # Imported here, not at the top: the validation runner brings every estimator and the planner
     # (about 20 ms), which every other command and `llmsizing --help` would pay for.
-    from llmsizing.validation import groundtruth, report, run, serving_oos
+    from llmsizing.validation import groundtruth, report, residuals, run, serving_oos
 
     category = _category(args.category) if args.category else None
     serving_cats = [c for c in serving_oos.SERVING_CATEGORIES if category in (None, c)]
@@ -64,13 +64,17 @@ def _cmd_validate(args) -> int:
     published = [r for r in published if r.category in serving_cats]
     summaries = [serving_oos.summary(published, c, ins) for c in serving_cats for ins in (False, True)]
     result = None
+    split = None
     if category not in SERVING_ONLY:
         extra = ground_truth_rows(category, groundtruth) if args.ground_truth else []
         result = run.run_validation(category=category, extra_rows=extra)
+        split = residuals.split_summary(result.rows) if category in (None, residuals.CATEGORY) else None
     if args.json:
         d = result.to_dict() if result else {}
         if result:
             d["verdicts"] = report.verdicts(result)
+        if split is not None:
+            d["finetune_memory_split"] = split
         d["serving_published"] = {"rows": [r.to_dict() for r in published], "summary": summaries,
                                   "calibration_subset": dict(serving_oos.CALIBRATION)}
         print_json(d)
@@ -80,6 +84,9 @@ def _cmd_validate(args) -> int:
             print(report.format_table(result))
             print()
         print(report.format_summary(result))
+    if split is not None:
+        print()
+        print(residuals.format_split(split))
     if published:
         print()
         print(serving_oos.format_report(published, summaries, show_rows=not args.summary_only))

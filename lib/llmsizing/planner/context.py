@@ -22,6 +22,7 @@ from llmsizing.specs import GpuSpec, ModelSpec
 from llmsizing.training import compute as tc
 from llmsizing.training import memory as training
 from llmsizing.training.compute import FlopBreakdown, StepParts
+from llmsizing.training.ranges import high_ratio
 from llmsizing.units import SECONDS_PER_HOUR
 from llmsizing.weights import weight_bytes, weight_bytes_by_group
 
@@ -128,6 +129,17 @@ class PlanContext:
         return self.shapes_cache[n]
 
     # ---------------------------------------------------------------- memory
+    @property
+    def fit_memory_bytes(self) -> float:
+        """The memory a layout's estimate must fit: the planner decides on the high end of the estimate's
+        range (``training.ranges``, method × framework) plus ``planner_memory_margin_fraction``, i.e.
+        estimate · high_ratio · (1 + margin) ≤ GPU memory."""
+        if not self.assumptions["planner_fit_on_range_high"]:
+            return float(self.gpu.memory_bytes)
+        margin = float(self.assumptions["planner_memory_margin_fraction"])
+        return self.gpu.memory_bytes / (high_ratio(self.request.method, self.request.framework, self.assumptions)
+                                        * (1 + margin))
+
     def memory_key(self, tp, pp, dp, ep, zero, offload, gc, mb) -> tuple:
         """The memory oracle's key: the layout and the gradient accumulation that changes its memory."""
         return (tp, pp, dp, ep, zero, offload, gc, mb, self.grad_accum_for_memory(dp, mb, zero, offload))
@@ -239,7 +251,7 @@ def _weight_bytes(spec: ModelSpec, precision: str) -> float:
 
 def _oracle(spec: ModelSpec, req: Request, a: Assumptions, gpu: GpuSpec) -> MemoryOracle:
     kw = {"method": req.method, "precision": req.precision, "optimizer": req.optimizer, "seq_len": req.seq_len,
-          "lora_rank": req.lora_rank, "lora_targets": req.lora_targets}
+          "lora_rank": req.lora_rank, "lora_targets": req.lora_targets, "framework": req.framework}
     if req.method == "qlora":
         kw["qlora_quant"] = req.qlora_quant
     return oracle_for(spec, kw, a, gpu)
@@ -258,7 +270,7 @@ class _ModelSetup:
 
 def _model_setup(spec: ModelSpec, req: Request, a: Assumptions, oracle: MemoryOracle) -> _ModelSetup:
     key = (spec, req.method, req.precision, req.optimizer, req.seq_len, req.lora_rank, req.lora_targets,
-           req.qlora_quant, tuple(sorted(a.overrides.items())))
+           req.qlora_quant, req.framework, tuple(sorted(a.overrides.items())))
     ms = _MODEL_SETUPS.get(key)
     if ms is None:
         if len(_MODEL_SETUPS) >= _CACHE_MAX:

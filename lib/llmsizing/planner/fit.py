@@ -23,7 +23,7 @@ def micro_batch_options(ctx: PlanContext) -> list[int]:
 
 def fits(ctx: PlanContext, tp, pp, dp, ep, zero, offload, gc, mb, node: cluster.NodeType) -> bool:
     """Fits the GPU's memory, and with offloading the node's usable host RAM."""
-    if not ctx.oracle.fits_gpu(ctx.memory_key(tp, pp, dp, ep, zero, offload, gc, mb), ctx.gpu.memory_bytes):
+    if not ctx.oracle.fits_gpu(ctx.memory_key(tp, pp, dp, ep, zero, offload, gc, mb), ctx.fit_memory_bytes):
         return False
     if node.ram_bytes is not None and offload != "none":
         m = ctx.memory(tp, pp, dp, ep, zero, offload, gc, mb)
@@ -45,7 +45,7 @@ def surely_too_big(ctx: PlanContext, sh: Shape) -> bool:
         t = ctx.trainable_per_rank(tp, pp, ep)
         opt = 0.0 if ctx.request.optimizer.startswith("paged-") else ctx.optimizer_bytes_per_param
         states = t * (ctx.grad_bytes_per_param / (dp if z >= 2 else 1) + opt / (dp if z >= 1 else 1))
-    return w + states + ctx.constants.cuda_context_bytes > ctx.gpu.memory_bytes
+    return w + states + ctx.constants.cuda_context_bytes > ctx.fit_memory_bytes
 
 
 def surely_no_host_ram(ctx: PlanContext, sh: Shape, n: int) -> bool:
@@ -85,7 +85,7 @@ def fit_micro_batch(ctx: PlanContext, sh: Shape, n: int) -> int:
 def confirm_fit(ctx: PlanContext, sh: Shape, mb: int) -> bool:
     """Confirm a predicted fit with a direct call of the memory model (pp > 1)."""
     key = ctx.memory_key(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, mb)
-    return ctx.oracle.fits_exact(key, ctx.gpu.memory_bytes)
+    return ctx.oracle.fits_exact(key, ctx.fit_memory_bytes)
 
 
 def fit_micro_batch_exact(ctx: PlanContext, sh: Shape) -> int:
@@ -109,7 +109,7 @@ def frugal_sibling_fits(ctx: PlanContext, sh: Shape, n: int) -> bool:
     if not sh.gc:
         key = ctx.memory_key(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, True, 1)
         if any(f.gc and (f.tp, f.pp, f.dp, f.ep, f.zero, f.offload) == (sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload)
-               for f in ctx.shapes(n)) and not ctx.oracle.fits_gpu(key, ctx.gpu.memory_bytes):
+               for f in ctx.shapes(n)) and not ctx.oracle.fits_gpu(key, ctx.fit_memory_bytes):
             return False
     if sh.pp != 1 or (sh.zero, sh.offload, sh.gc) == (3, "optimizer+params", True):
         return True
@@ -120,7 +120,7 @@ def frugal_sibling_fits(ctx: PlanContext, sh: Shape, n: int) -> bool:
         for f in ctx.shapes(n):
             if (f.tp, f.pp, f.dp, f.ep, f.zero, f.offload, f.gc) == (sh.tp, 1, sh.dp, sh.ep, 3, "optimizer+params", True):
                 key = (f.tp, 1, f.dp, f.ep, 3, "optimizer+params", True, 1, 1)
-                ok = ctx.oracle.fits_gpu(key, ctx.gpu.memory_bytes)
+                ok = ctx.oracle.fits_gpu(key, ctx.fit_memory_bytes)
                 break
         cache[skey] = ok
     return cache[skey]
@@ -137,7 +137,7 @@ def frugal_fits(ctx: PlanContext, n: int) -> bool:
     if sh.offload != "optimizer+params":
         return True
     key = ctx.memory_key(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, 1)
-    return ctx.oracle.fits_gpu(key, ctx.gpu.memory_bytes)
+    return ctx.oracle.fits_gpu(key, ctx.fit_memory_bytes)
 
 
 def least_memory_shape(ctx: PlanContext, n: int) -> tuple[Shape, Any] | None:

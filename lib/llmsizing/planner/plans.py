@@ -20,7 +20,9 @@ from llmsizing.planner.layouts import Shape, check_fixed_layout
 from llmsizing.planner.request import ClusterPlan, FinetunePlan, Request, TimeBreakdown, TrainingLayout
 from llmsizing.planner.search import search
 from llmsizing.planner.step_time import adam_cores_per_gpu, data_terms, inter_node_bytes_per_step, time_breakdown
+from llmsizing.choices import DEFAULT_FRAMEWORK
 from llmsizing.specs import GpuSpec, ModelSpec
+from llmsizing.training.ranges import MemoryRange, memory_range
 from llmsizing.units import SECONDS_PER_HOUR, parse_duration_s
 
 
@@ -54,6 +56,7 @@ def plan_finetune(
     ep: int | None = None,
     lora_rank: int = 16,
     lora_targets: str = "all-linear",
+    framework: str = DEFAULT_FRAMEWORK,
     gpu_memory: str | None = None,
     assumptions: Assumptions | Mapping | None = None,
 ) -> FinetunePlan:
@@ -66,7 +69,8 @@ def plan_finetune(
     a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
     spec, g = _resolve(model, gpu, gpu_memory)
     req = Request(method=method, precision=precision, optimizer=optimizer, seq_len=seq_len, lora_rank=lora_rank,
-                  lora_targets=lora_targets, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
+                  lora_targets=lora_targets, framework=framework, micro_batch=micro_batch,
+                  gradient_checkpointing=gradient_checkpointing,
                   zero=zero, offload=offload, tp=tp, pp=pp, ep=ep)
     check_fixed_layout(spec, req)
     dl = parse_duration_s(deadline)
@@ -109,6 +113,10 @@ def _make_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, sh:
     notes = []
     if ds.unit == "bytes" and ds.train_tokens < ctx.seq_len:
         notes.append(f"the dataset ({ds.text_tokens:,.0f} tokens) is shorter than one {ctx.seq_len}-token sequence")
+    rng = _range(ctx, mem)
+    notes.append(f"fits decided on the high end of the memory range ({rng.high / 2**30:,.1f} GiB per GPU: "
+                 f"{rng.high_ratio:.2f} × the estimate, from out-of-sample residuals of {rng.basis}) plus a "
+                 f"{float(ctx.assumptions['planner_memory_margin_fraction']):.0%} margin")
     if sh.offload == "optimizer+params":
         notes.append(f"parameters live in host RAM (ZeRO-3 parameter offload, ZeRO-Infinity style) and are "
                      f"streamed to the GPUs over PCIe for every pass: {cl.ram_bytes / 2**30:,.0f} GiB of host RAM "
@@ -121,7 +129,8 @@ def _make_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, sh:
         params_total=ctx.params_total, trainable_params=ctx.trainable_params, gpus=n, layout=layout, memory=mem,
         fits=True, fit_reason="", dataset=ds, train_flop=train_flop, train_flop_per_token=fpt,
         hardware_flop_per_s_per_gpu=hw, time=tb, deadline_s=deadline_s, meets_deadline=meets, cluster=cl,
-        cost_usd=cost, searched=searched, limit=limit, notes=tuple(notes))
+        cost_usd=cost, searched=searched, limit=limit, notes=tuple(notes), framework=ctx.request.framework,
+        memory_range=rng)
 
 
 def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *, searched: bool) -> FinetunePlan:
@@ -134,7 +143,14 @@ def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *
     else:
         sh, mem = least
         reason = mem.reason or "does not fit"
-        if mem.fits:  # fits the GPU but not the node's host RAM (offloaded states)
+        need = mem.reserved + mem.overhead
+        if mem.fits and need > ctx.fit_memory_bytes:  # the estimate fits, its range's high end does not
+            rng = _range(ctx, mem)
+            reason = (f"needs {need / 2**30:.1f} GiB per GPU, up to {need * rng.high_ratio / 2**30:.1f} GiB at the high "
+                      f"end of its range ({rng.basis}) plus a "
+                      f"{float(ctx.assumptions['planner_memory_margin_fraction']):.0%} margin, but {ctx.gpu.name} has "
+                      f"{ctx.gpu.memory_bytes / 2**30:.1f} GiB")
+        elif mem.fits:  # fits the GPU but not the node's host RAM (offloaded states)
             reason = "offloaded states exceed the node's host RAM"
     where = f"up to {n} × {ctx.gpu.slug}" if searched else f"on {n} × {ctx.gpu.slug}"
     layout = TrainingLayout(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, 1, 1, sh.gc)
@@ -149,7 +165,13 @@ def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *
         train_flop=ds.train_tokens * fpt, train_flop_per_token=fpt, hardware_flop_per_s_per_gpu=0.0, time=None,
         deadline_s=deadline_s, meets_deadline=False,
         cluster=_cluster_plan(ctx, ds, deadline_s, n, sh, 1, mem, None), cost_usd=None, searched=searched,
-        limit=f"memory: no layout fits {where}", notes=())
+        limit=f"memory: no layout fits {where}", notes=(), framework=ctx.request.framework,
+        memory_range=_range(ctx, mem) if mem is not None else None)
+
+
+def _range(ctx: PlanContext, mem) -> MemoryRange:
+    """The device-level total's range from the out-of-sample residuals of (method × framework)."""
+    return memory_range(mem.total, ctx.request.method, ctx.request.framework, ctx.gpu.memory_bytes, ctx.assumptions)
 
 
 def _limit_text(ctx: PlanContext, n: int, layout: TrainingLayout, tb: TimeBreakdown, deadline_s: float,

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from llmsizing.choices import METHODS, OFFLOADS, ZERO_STAGES, one_of
+from llmsizing.choices import DEFAULT_FRAMEWORK, FRAMEWORKS, METHODS, OFFLOADS, ZERO_STAGES, one_of
 from llmsizing.dataset import DatasetSize
 from llmsizing.errors import ScenarioError
+from llmsizing.training.memory import MEMORY_KINDS
 from llmsizing.units import SECONDS_PER_HOUR
 
 
@@ -24,6 +25,7 @@ class Request:
     lora_rank: int = 16
     lora_targets: str = "all-linear"
     qlora_quant: str = "nf4-dq"
+    framework: str = DEFAULT_FRAMEWORK
     micro_batch: int | None = None
     gradient_checkpointing: bool | None = None
     zero: int | None = None
@@ -34,6 +36,7 @@ class Request:
 
     def __post_init__(self) -> None:
         one_of(self.method, METHODS, "method")
+        one_of(self.framework, FRAMEWORKS, "framework")
         if self.offload is not None:
             one_of(self.offload, OFFLOADS, "offload")
         if self.zero is not None:
@@ -165,6 +168,8 @@ class FinetunePlan:
     searched: bool              # the planner chose the GPU count (False: --gpus given)
     limit: str                  # what limits a plan that misses the deadline ("" when it meets it)
     notes: tuple[str, ...] = ()
+    framework: str = DEFAULT_FRAMEWORK
+    memory_range: Any = None    # training.ranges.MemoryRange of the device-level total per GPU
 
     @property
     def hours(self) -> float | None:
@@ -197,6 +202,10 @@ class FinetunePlan:
             "gradient_checkpointing": lay.gradient_checkpointing,
             "lora_rank": self.lora_rank, "lora_targets": self.lora_targets,
             "memory_per_gpu": mdict,
+            "memory_kinds": dict(MEMORY_KINDS),
+            "framework": self.framework,
+            "memory_per_gpu_range": self.memory_range.to_dict() if self.memory_range is not None else None,
+            "tight": bool(self.memory_range.tight) if self.memory_range is not None else False,
             "gpu_memory_bytes": int(mem.gpu_memory_bytes) if mem is not None else None,
             "fits": self.fits, "fit_reason": self.fit_reason,
             "dataset": {"text": self.dataset.text, "unit": self.dataset.unit, "language": self.dataset.language,

@@ -15,6 +15,7 @@ and the smallest GPU count meeting the deadline is found by an exact scan.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 
 from llmsizing.planner.context import PlanContext
@@ -64,6 +65,8 @@ def best_at(ctx: PlanContext, n: int, seqs: int, tok_s: float, deadline_s: float
                 deadline_s is None or found[0] <= deadline_s or t > deadline_s):
             return found     # nothing left is faster by more than the tolerance, nor changes the deadline test
         sh = shapes[i]
+        if state == 2 and not math.isfinite(t):
+            continue     # no finite step time (overflowing terms from absurd assumption overrides)
         if state == 2:
             if sh.pp > 1 and not confirm_fit(ctx, sh, mb):
                 fit = fit_micro_batch_exact(ctx, sh)

@@ -197,6 +197,8 @@ def shape_time_s(ctx: PlanContext, sh: Shape, mb: int, n: int, seqs: int, tok_s:
             v += d
     load, save = sh.io or fixed_io_s(ctx, sh, n)
     train = steps * ((ga + sh.pp - 1) * u + v)
+    if not math.isfinite(train):   # overflowing communication terms (absurd assumption overrides)
+        return math.inf
     return load + save * (1 + int(train // ctx.checkpoint_interval_s)) + tok_s + train
 
 
@@ -220,6 +222,8 @@ def shape_lower_bound_s(ctx: PlanContext, sh: Shape, max_mb: int, n: int, seqs: 
         u += gather - ovz * m
     v = off + (ar - ovd * m if ar and ar > ovd * m else 0.0)
     train = steps * (r * u / m + (sh.pp - 1) * ((C if C > H else H) + D) + v)
+    if not math.isfinite(train):   # overflowing communication terms (absurd assumption overrides)
+        return math.inf
     load, save = sh.io or fixed_io_s(ctx, sh, n)
     return load + save * (1 + int(train // ctx.checkpoint_interval_s)) + tok_s + train
 

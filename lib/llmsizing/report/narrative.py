@@ -19,6 +19,7 @@ from llmsizing.planner.audit import AuditRow
 from llmsizing.report.study import Study
 from llmsizing.report.tables import gpu_label
 from llmsizing.text import clean_text
+from llmsizing.training.frameworks import framework_profile
 from llmsizing.units import GiB, fmt_hours
 from llmsizing.validation.cases import CATEGORY_LABELS
 from llmsizing.validation.run import OURS, head_to_head
@@ -216,7 +217,10 @@ def finetune_intro(study: Study) -> Narrative:
         f"Training runs {sc.epochs:g} epoch{'s' if sc.epochs != 1 else ''} at {sc.seq_len:,} tokens per sequence "
         f"with {esc(sc.optimizer)} in {esc(sc.train_precision)}; LoRA and QLoRA use rank {sc.lora_rank} on all "
         "linear layers. Data sizes are bytes of raw text "
-        f"({esc(_language(sc.language))}), converted to tokens with each model's tokenizer.")
+        f"({esc(_language(sc.language))}), converted to tokens with each model's tokenizer. "
+        f"Memory assumes the {esc(framework_profile(sc.framework).label)} training stack; a layout counts as "
+        "fitting only when the high end of its memory range (from published runs the model was not fitted on) "
+        "plus a safety margin fits in GPU memory.")
 
 
 def _language(code: str) -> str:

@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
-from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
-                               OPTIMIZERS, TRAIN_PRECISIONS)
+from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, DEFAULT_FRAMEWORK, ENGINES, FRAMEWORKS,
+                               KV_PRECISIONS, LANGUAGES, METHODS, OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
 from llmsizing.text import clean_text
 from llmsizing.units import (GPU_MEMORY_RANGE_BYTES, count_range, parse_data_size, parse_duration_s, parse_latency_s,
@@ -434,6 +434,9 @@ PARAMETERS: tuple[Parameter, ...] = (
               _TUNE, choices=OPTIMIZERS),
     Parameter("train_precision", "str", "mixed-bf16", "training precision: mixed-bf16, bf16, fp32", _TUNE,
               choices=TRAIN_PRECISIONS),
+    Parameter("framework", "str", DEFAULT_FRAMEWORK,
+              "training stack whose memory behaviour the numbers assume: hf-peft, torchtune, litgpt, unsloth, "
+              "deepspeed, fsdp, megatron, ...", _TUNE, choices=FRAMEWORKS),
 )
 
 _BY_NAME = {p.name: p for p in PARAMETERS}

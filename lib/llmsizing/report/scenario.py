@@ -136,7 +136,7 @@ class _ScenarioMethods:
         for method in self.methods:
             try:
                 training.FinetuneSetup(method=method, precision=self.train_precision, optimizer=self.optimizer,
-                                       seq_len=self.seq_len, lora_rank=self.lora_rank)
+                                       seq_len=self.seq_len, lora_rank=self.lora_rank, framework=self.framework)
             except ScenarioError as exc:
                 raise Ctx(self.where, "methods").fail(f"{method}: {exc}") from None
 

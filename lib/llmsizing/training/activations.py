@@ -51,6 +51,7 @@ from llmsizing.assumptions import Assumptions
 from llmsizing.lora import lora_target_modules
 from llmsizing.specs import ModelSpec
 from llmsizing.training.layout import check_layout, stage_layers
+from llmsizing.training.terms import fused_linear_ce_bytes
 
 ACT_BYTES = {"mixed-bf16": 2, "bf16": 2, "fp32": 4}
 FP32_BYTES = 4
@@ -82,6 +83,9 @@ class _Inventory:
         self.full = setup.method == "full"
         self.compiled = bool(getattr(setup, "compiled", False))
         self.lora_names = lora_names
+        terms = setup.terms
+        self.adapter_fp32 = terms.adapter_fp32
+        self.bnb_saves_input = terms.bnb_saves_input
         self.frozen_input = False
         self.items: dict[str, Saved] = {}
 
@@ -117,16 +121,19 @@ class _Inventory:
             if adapted:
                 self.add(f"{m.name}.lora_mid", "lora", copies * self.setup.lora_rank, self.act, False)
             return
-        if self.full:
+        if self.full or (self.bnb_saves_input and m.group != "router"):
+            # bitsandbytes < 0.43.2 MatMul4Bit.forward: ctx.tensors = (A, B) saved every 4-bit input
             self.add(in_key, part, copies * elems, self.act, sharded, key=in_key)
         if adapted:
             dropout = float(getattr(self.setup, "lora_dropout", 0.0))
-            if dropout > 0 or self.setup.precision == "mixed-bf16":
-                nbytes = self.act + (self.a["dropout_mask_bytes"] if dropout > 0 else 0)
+            # PEFT lora Linear.forward casts x to the adapter dtype: fp32 adapters save their own fp32 copy
+            adapter = FP32_BYTES if self.adapter_fp32 else self.act
+            if dropout > 0 or self.setup.precision == "mixed-bf16" or self.adapter_fp32:
+                nbytes = adapter + (self.a["dropout_mask_bytes"] if dropout > 0 else 0)
                 self.add(f"{m.name}.lora_input", "lora", copies * elems, nbytes, sharded)
             else:
                 self.add(in_key, part, copies * elems, self.act, sharded, key=in_key)
-            self.add(f"{m.name}.lora_mid", "lora", copies * self.setup.lora_rank, self.act, False)
+            self.add(f"{m.name}.lora_mid", "lora", copies * self.setup.lora_rank, adapter, False)
 
 
 def _attention(inv: _Inventory, mods: dict[str, Module]) -> None:
@@ -270,9 +277,14 @@ def checkpoint_bytes_per_token(spec: ModelSpec, setup: Any) -> float:
     transformers ``GradientCheckpointingLayer`` / torch.utils.checkpoint keep the inputs of each
     checkpointed call (Chen et al. 2016, arXiv:1604.06174 §3); Korthikanti et al. 2022 Table 2
     ("full recompute": 2sbh per layer); split by tp only with sequence parallelism.
+
+    With ``peft.prepare_model_for_kbit_training`` the embedding is fp32, so the residual stream
+    and every checkpointed input are fp32 (bitsandbytes ``Linear4bit.forward`` casts back to the
+    input dtype): 4 B per element.
     """
     div = setup.tp if setup.sequence_parallel else 1
-    return spec.hidden_size * ACT_BYTES[setup.precision] / div
+    act = FP32_BYTES if setup.terms.kbit_prep else ACT_BYTES[setup.precision]
+    return spec.hidden_size * act / div
 
 
 def head_saved_bytes_per_token(spec: ModelSpec, setup: Any, assumptions: Assumptions | None = None) -> float:
@@ -302,14 +314,21 @@ def logits_peak_bytes_per_token(spec: ModelSpec, setup: Any, assumptions: Assump
       the fp32 upcast is a transient: a·V + 4·V forward, backward a·V + 4·V + a·V.
     - compiled, chunked: a·V + 8·V/n.
 
-    With ``logits_upcast_fp32`` off, the fp32 terms take the activation dtype instead.
+    With ``logits_upcast_fp32`` off (or a framework whose loss does not upcast, LitGPT), the fp32
+    terms take the activation dtype instead. A fused linear cross-entropy (Liger, Cut
+    Cross-Entropy, Unsloth) never holds the logits: ``terms.fused_linear_ce_bytes`` (per micro-batch,
+    returned here per token).
     """
     a_ = assumptions if assumptions is not None else Assumptions()
     V = spec.vocab_size / setup.tp
     a = ACT_BYTES[setup.precision]
-    f32 = FP32_BYTES if a_["logits_upcast_fp32"] else a
+    terms = setup.terms
+    if terms.loss_impl == "fused-linear":
+        T = max(1, setup.tokens_per_gpu)
+        return fused_linear_ce_bytes(V, spec.hidden_size, T, a) / T
+    f32 = FP32_BYTES if a_["logits_upcast_fp32"] and terms.loss_fp32_upcast else a
     compiled = bool(getattr(setup, "compiled", False))
-    if setup.chunked_cross_entropy:
+    if terms.loss_impl == "chunked":
         n = a_["ce_chunks"]
         if compiled:
             return (a + 2 * f32 / n) * V
@@ -328,13 +347,21 @@ def rope_saved_bytes_per_token(spec: ModelSpec, setup: Any) -> float:
 
 
 def layer_backward_transient_bytes_per_token(spec: ModelSpec, setup: Any, layer: int) -> float:
+    """Gradient buffers of one layer's backward at its larger block: max(MLP, attention) + 2·h·a
+    (``layer_backward_transient_parts_per_token``)."""
+    mlp, attn, resid = layer_backward_transient_parts_per_token(spec, setup, layer)
+    return max(mlp, attn) + resid
+
+
+def layer_backward_transient_parts_per_token(spec: ModelSpec, setup: Any, layer: int
+                                             ) -> tuple[float, float, float]:
     """Gradient buffers alive while one layer back-propagates (besides its saved tensors).
 
     MLP: the gradient of the product, then of act(gate) and up (3 intermediates); attention:
     dq, dk, dv, d_out plus flash-attention's fp32 dq accumulator; both with the residual-stream
     gradient and the gradient flowing out of the layer (2·h). Derived from the order autograd runs
     ``MulBackward0``/``SiluBackward0`` and ``_flash_attention_backward`` (flash-attn csrc
-    ``mha_bwd`` allocates ``dq_accum`` in fp32).
+    ``mha_bwd`` allocates ``dq_accum`` in fp32). Returns (MLP, attention, residual) bytes per token.
     """
     a = ACT_BYTES[setup.precision]
     if layer in set(spec.moe_layers):
@@ -354,10 +381,13 @@ def layer_backward_transient_bytes_per_token(spec: ModelSpec, setup: Any, layer:
     attn = (q + kv + o) * a + q * FP32_BYTES
     if setup.attention_kernel == "eager":
         attn += 2 * spec.num_heads * setup.seq_len * FP32_BYTES
-    return (max(mlp, attn) + 2 * spec.hidden_size * a) / setup.tp
+    return mlp / setup.tp, attn / setup.tp, 2 * spec.hidden_size * a / setup.tp
 
 
 # ----------------------------------------------------------------------------- per GPU
+
+
+_MLP_PARTS = ("mlp", "experts", "shared_experts", "router")
 
 
 def _lora_names_by_layer(spec: ModelSpec, setup: Any) -> dict[int, frozenset[str]]:
@@ -386,18 +416,29 @@ def stage_activation_bytes(spec: ModelSpec, setup: Any, stage: int,
     inflight = setup.pp - stage
     lora_names = _lora_names_by_layer(spec, setup)
     cache: dict[tuple, tuple[dict[str, float], float]] = {}
+    sig_down: dict[tuple, float] = {}   # saved bytes per token of down_proj's input (freed first in backward)
     layers = lora = recompute = 0.0
     for i in stage_layers(spec, setup, stage):
         sig = (i in set(spec.moe_layers), lora_names.get(i, frozenset()), i == 0)
         if sig not in cache:
             items = layer_saved_tensors(spec, setup, i, a, lora_names=sig[1])
             parts = _per_token(items, setup.tp, setup.sequence_parallel)
-            cache[sig] = (parts, layer_backward_transient_bytes_per_token(spec, setup, i))
-        parts, transient = cache[sig]
+            cache[sig] = (parts, layer_backward_transient_parts_per_token(spec, setup, i))
+            sig_down[sig] = sum(it.bytes_per_token / (setup.tp if (it.sharded or setup.sequence_parallel) else 1)
+                                for it in items if it.key.endswith("down_input") or it.name.startswith("down_proj."))
+        parts, (mlp_t, attn_t, resid_t) = cache[sig]
+        transient = max(mlp_t, attn_t) + resid_t
         saved = sum(parts.values()) * T
         if setup.gradient_checkpointing:
             layers += checkpoint_bytes_per_token(spec, setup) * T * inflight
-            recompute = max(recompute, saved + transient * T)
+            # autograd runs the MLP backward first and frees the MLP's recomputed tensors before the
+            # attention backward: whole layer + MLP buffers, or the rest + attention buffers. down_proj,
+            # the MLP's last op, back-propagates first and frees its saved input before the gate/up
+            # product's gradient buffers exist.
+            mlp_saved = sum(parts.get(k, 0.0) for k in _MLP_PARTS) * T
+            down = sig_down[sig] * T
+            recompute = max(recompute, saved - down + (mlp_t + resid_t) * T,
+                            saved - mlp_saved + (attn_t + resid_t) * T)
         else:
             lora += parts.get("lora", 0.0) * T * inflight
             layers += (saved - parts.get("lora", 0.0) * T) * inflight

@@ -37,116 +37,34 @@ from typing import Any
 from llmsizing.architecture import Module, model_modules
 from llmsizing.assumptions import Assumptions
 from llmsizing.catalog import load_precision
-from llmsizing.choices import (ATTENTION_KERNELS, BASE_WEIGHTS, METHODS, OFFLOADS, OPTIMIZERS, QLORA_QUANTS,
-                               ZERO_BACKENDS, ZERO_STAGES, one_of)
+from llmsizing.choices import (ADAPTER_DTYPES, ATTENTION_KERNELS, BASE_WEIGHTS, FRAMEWORKS, LOSS_IMPLS, METHODS,
+                               OFFLOADS, OPTIMIZER_IMPLS, OPTIMIZERS, QLORA_QUANTS, ZERO_BACKENDS, ZERO_STAGES, one_of)
 from llmsizing.choices import TRAIN_PRECISIONS as PRECISIONS
 from llmsizing.errors import ScenarioError
 from llmsizing.lora import lora_matrix_elems, lora_target_modules
 from llmsizing.specs import GpuSpec, ModelSpec
 from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
+from llmsizing.training.frameworks import Terms, resolve_terms
 from llmsizing.training.layout import check_layout, stage_layers
+from llmsizing.training.setup import FinetuneSetup
+from llmsizing.training.terms import (adapter_weight_bytes, backward_built_gradients_bytes, deepspeed_zero3_fp32_grad_bytes,
+                                      eval_full_logits_bytes,
+                                      kbit_prep_extra_weight_bytes,
+                                      megatron_main_grad_bytes, moe_select_backward_bytes, optimizer_step_temp_bytes,
+                                      zero3_offload_resident_bytes)
 from llmsizing.weights import is_quantized_module, module_weight_bytes
 
 PHASES = ("loss", "layer_backward", "backward_end", "optimizer_step")
+#: Which of the three measurable quantities each memory number is (JSON ``memory_kinds``).
+MEMORY_KINDS = {
+    "weights": "allocated", "gradients": "allocated", "optimizer": "allocated", "activations": "allocated",
+    "buffers": "allocated",
+    "allocated": "allocated: live tensors at the peak (torch.cuda.max_memory_allocated)",
+    "reserved": "reserved: allocated + caching-allocator slack (torch.cuda.max_memory_reserved)",
+    "overhead": "device: CUDA context + NCCL, outside PyTorch's allocator",
+    "total": "device: reserved + CUDA context + NCCL + resident paged states (nvidia-smi)",
+}
 FP32 = 4
-
-
-class _DefaultQuant(str):
-    """Marks ``qlora_quant`` as not given, so full fine-tuning can refuse an explicit one."""
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ScenarioError(f"{name} must be a positive integer, got {value!r}")
-
-
-@dataclass(frozen=True)
-class FinetuneSetup:
-    """How a fine-tuning run is configured (method, precision, optimizer, batch, parallel layout).
-
-    Fields beyond the contract (docs/training-contract.md): ``lora_dropout``, ``compiled``
-    (torch.compile), ``optimizer_in_backward`` (torchtune ``optimizer_in_bwd``),
-    ``grad_accumulation``, ``cp`` (context parallel degree), ``zero_backend`` (fsdp | deepspeed),
-    ``activation_offload`` (torchtune ``enable_activation_offloading``: saved activations, or the
-    checkpointed layer inputs, wait in pinned host memory and return one layer at a time),
-    ``base_weights`` (auto | bf16 | fp32: dtype of the frozen LoRA base; fp32 when a model loaded in
-    fp32 trains under autocast / FSDP mixed precision, which gathers bf16 copies for compute).
-    """
-
-    method: str = "lora"
-    precision: str = "mixed-bf16"
-    optimizer: str = "adamw"
-    seq_len: int = 4096
-    micro_batch: int = 1
-    gradient_checkpointing: bool = True
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_targets: str = "all-linear"
-    qlora_quant: str = _DefaultQuant("nf4-dq")
-    chunked_cross_entropy: bool = False
-    attention_kernel: str = "flash"
-    zero: int = 0
-    offload: str = "none"
-    tp: int = 1
-    pp: int = 1
-    dp: int = 1
-    ep: int = 1
-    sequence_parallel: bool = False
-    lora_dropout: float = 0.0
-    compiled: bool = False
-    optimizer_in_backward: bool = False
-    grad_accumulation: int = 1
-    cp: int = 1
-    zero_backend: str = "fsdp"
-    activation_offload: bool = False
-    base_weights: str = "auto"
-
-    def __post_init__(self) -> None:
-        one_of(self.method, METHODS, "method")
-        if self.precision in QLORA_QUANTS:
-            raise ScenarioError(f"precision {self.precision!r} is a 4-bit storage format: train a 4-bit base with "
-                                "method=qlora (qlora_quant=nf4|nf4-dq); full fine-tuning needs mixed-bf16, bf16 "
-                                "or fp32")
-        one_of(self.precision, PRECISIONS, "precision")
-        one_of(self.optimizer, OPTIMIZERS, "optimizer")
-        one_of(self.attention_kernel, ATTENTION_KERNELS, "attention_kernel")
-        one_of(self.offload, OFFLOADS, "offload")
-        one_of(self.zero_backend, ZERO_BACKENDS, "zero_backend")
-        one_of(self.base_weights, BASE_WEIGHTS, "base_weights")
-        one_of(self.qlora_quant, QLORA_QUANTS, "qlora_quant")
-        if self.method == "full" and not isinstance(self.qlora_quant, _DefaultQuant):
-            raise ScenarioError(f"qlora_quant={self.qlora_quant!r} with method=full: full fine-tuning cannot train a "
-                                "4-bit quantized base; use method=qlora")
-        for name in ("seq_len", "micro_batch", "tp", "pp", "dp", "ep", "cp", "grad_accumulation"):
-            _positive_int(name, getattr(self, name))
-        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank <= 0:
-            raise ScenarioError(f"lora_rank must be a positive integer, got {self.lora_rank!r}")
-        if isinstance(self.lora_alpha, bool) or not isinstance(self.lora_alpha, (int, float)) or self.lora_alpha <= 0:
-            raise ScenarioError(f"lora_alpha must be a positive number, got {self.lora_alpha!r}")
-        if isinstance(self.zero, bool) or self.zero not in ZERO_STAGES:
-            raise ScenarioError(f"zero stage must be 0, 1, 2 or 3, got {self.zero!r}")
-        if self.offload == "optimizer" and self.zero < 1:
-            raise ScenarioError("offload=optimizer needs ZeRO stage >= 1 (the offloaded states are a ZeRO partition)")
-        if self.offload == "optimizer+params" and self.zero != 3:
-            raise ScenarioError("offload=optimizer+params needs ZeRO stage 3 (parameters are offloaded as partitions)")
-        if not isinstance(self.lora_dropout, (int, float)) or isinstance(self.lora_dropout, bool) \
-                or not 0 <= self.lora_dropout < 1:
-            raise ScenarioError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
-        if self.optimizer_in_backward and self.grad_accumulation > 1:
-            raise ScenarioError("optimizer_in_backward steps every parameter during backward; it needs "
-                                "grad_accumulation=1")
-        if not isinstance(self.lora_targets, str) or not self.lora_targets.strip():
-            raise ScenarioError(f"lora_targets must be a non-empty string, got {self.lora_targets!r}")
-
-    @property
-    def gpus(self) -> int:
-        """tp · pp · dp · cp (expert parallelism reuses data/tensor-parallel ranks)."""
-        return self.tp * self.pp * self.dp * self.cp
-
-    @property
-    def tokens_per_gpu(self) -> int:
-        """Tokens of one micro-batch on one GPU: micro_batch · seq_len / cp."""
-        return self.micro_batch * self.seq_len // self.cp
 
 
 # ----------------------------------------------------------------------------- sharding
@@ -186,6 +104,8 @@ def module_storage_bytes(m: Module, spec: ModelSpec, setup: FinetuneSetup) -> fl
     quantized linears, bf16 for embeddings, head, norms and routers.
     """
     if setup.method == "qlora":
+        if _experts_stay_16bit(m, setup):
+            return m.params * 2
         return module_weight_bytes(m, _quant_precision(setup), spec.num_layers)
     if setup.method == "lora" and setup.base_weights != "auto":
         return m.params * (FP32 if setup.base_weights == "fp32" else 2)
@@ -196,8 +116,17 @@ def module_compute_bytes(m: Module, spec: ModelSpec, setup: FinetuneSetup) -> fl
     """Bytes of ``m`` as ZeRO-3 / FSDP gathers it for compute: the compute dtype (FSDP mixed
     precision casts before the all-gather), or the packed 4-bit storage for QLoRA."""
     if setup.method == "qlora":
+        if _experts_stay_16bit(m, setup):
+            return m.params * 2
         return module_weight_bytes(m, _quant_precision(setup), spec.num_layers)
     return m.params * ACT_BYTES[setup.precision]
+
+
+def _experts_stay_16bit(m: Module, setup: FinetuneSetup) -> bool:
+    """transformers 5 + bitsandbytes quantizes ``nn.Linear`` modules only
+    (``quantizers/quantizer_bnb_4bit.py::param_needs_quantization``); its fused 3-D routed-expert
+    tensors stay bf16 (the framework's ``moe_eager_experts``)."""
+    return m.group == "experts" and setup.terms.moe_eager_experts
 
 
 # ----------------------------------------------------------------------------- trainable tensors
@@ -246,8 +175,14 @@ def _local_trainable(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> list[
 
 
 def grad_bytes_per_param(setup: FinetuneSetup) -> int:
-    """Gradient dtype bytes: bf16 (2) for mixed-bf16 and bf16, fp32 (4) for fp32 (ZeRO §3.1)."""
-    return ACT_BYTES[setup.precision]
+    """Gradient dtype bytes: bf16 (2) for mixed-bf16 and bf16, fp32 (4) for fp32 (ZeRO §3.1) and for
+    fp32 adapters in a bf16 model (PEFT ``autocast_adapter_dtype=True``)."""
+    return FP32 if setup.terms.adapter_fp32 else ACT_BYTES[setup.precision]
+
+
+def _state_bytes(setup: FinetuneSetup) -> int:
+    """Dtype of AdamW moments: fp32 with an fp32 master or fp32 adapters, else the parameter's dtype."""
+    return FP32 if setup.precision == "mixed-bf16" or setup.terms.adapter_fp32 else ACT_BYTES[setup.precision]
 
 
 def optimizer_bytes_per_param(setup: FinetuneSetup, numel: float, a: Assumptions) -> float:
@@ -258,7 +193,7 @@ def optimizer_bytes_per_param(setup: FinetuneSetup, numel: float, a: Assumptions
     2 × (1 B + 4 B absmax / block) for tensors of at least ``adam_8bit_min_size`` elements, fp32
     moments below; SGD: none; SGD with momentum: one state.
     """
-    state_dtype = ACT_BYTES[setup.precision] if setup.precision != "mixed-bf16" else FP32
+    state_dtype = _state_bytes(setup)
     master = a["master_weight_bytes"] if setup.precision == "mixed-bf16" else 0
     opt = setup.optimizer
     if opt in ("adamw", "paged-adamw"):
@@ -294,27 +229,44 @@ class ModelStates:
     largest_grad: float
     head_grad: float           # output-head gradient, produced before any layer's backward
     grads_host: float = 0.0    # fp32 gradient partition in host RAM (optimizer offload)
+    step_temp: float = 0.0     # optimizer-step temporaries (terms.optimizer_step_temp_bytes)
+    built_grads: float = 0.0   # gradients alive in the first layer's backward (full FT, ZeRO <= 1)
+    moe_backward: float = 0.0  # SelectBackward copies of fused expert tensors (full FT, eager experts)
 
 
 def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptions) -> ModelStates:
     """Weights, gradients and optimizer states of one GPU on pipeline stage ``stage``."""
-    zero, dp = setup.zero, setup.dp
-    weights = 0.0
+    zero, dp, t = setup.zero, setup.dp, setup.terms
+    weights = kbit = 0.0
     for m in model_modules(spec):
         if not _on_stage(m, spec, setup, stage):
             continue
         b = module_storage_bytes(m, spec, setup) * _local_fraction(m, setup)
         weights += b / (_zero_divisor(m, setup) if zero == 3 else 1)
+        if t.kbit_prep and not is_quantized_module(m, _quant_precision(setup)) and not m.buffer:
+            kbit += m.params * _local_fraction(m, setup) / (_zero_divisor(m, setup) if zero == 3 else 1)
+    weights += kbit_prep_extra_weight_bytes(kbit)
     gb = grad_bytes_per_param(setup)
     g_full = g_sharded = opt_sharded = largest = head_grad = 0.0
+    numel_opt = adapters = g_first = g_embed = 0.0
+    experts_tensor: dict[int, float] = {}
+    first_layer = min(stage_layers(spec, setup, stage), default=-1)
     for n, copies, m in _local_trainable(spec, setup, stage):
         g_full += n * copies * gb
         g_sharded += n * copies * gb / _zero_divisor(m, setup)
-        largest = max(largest, n * gb)
+        largest = max(largest, n)
         if m.group == "lm_head" or (spec.tie_embeddings and m.group == "embedding" and stage == setup.pp - 1):
             head_grad += n * copies * gb
+        g_first += n * copies * gb if m.layer == first_layer else 0.0
+        g_embed += n * copies * gb if m.group in ("embedding", "position") else 0.0
+        if m.group == "experts" and m.name.endswith(("gate_proj", "up_proj")):   # one fused (E, 2I, h) tensor
+            experts_tensor[m.layer] = experts_tensor.get(m.layer, 0.0) + n * copies * ACT_BYTES[setup.precision]
         per = optimizer_bytes_per_param(setup, n, a) * n * copies
         opt_sharded += per / (_zero_divisor(m, setup) if zero >= 1 else 1)
+        numel_opt += n * copies / (_zero_divisor(m, setup) if zero >= 1 else 1)
+        adapters += n * copies / (_zero_divisor(m, setup) if zero == 3 else 1)
+    if setup.method != "full" and setup.precision != "mixed-bf16":
+        weights += adapter_weight_bytes(adapters, FP32 if t.adapter_fp32 else ACT_BYTES[setup.precision])
     if zero >= 2:
         persistent = g_sharded
         bucket = a["ds_reduce_bucket_size"] * gb if setup.zero_backend == "deepspeed" else _largest_layer_grad(
@@ -324,25 +276,40 @@ def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptio
         ddp_copy = dp > 1 and zero == 0 and not a["ddp_gradient_as_bucket_view"]
         persistent = g_full if ddp_copy else 0.0
         transient = g_full
+    built = 0.0
+    if setup.method == "full" and zero < 2 and setup.grad_accumulation == 1 and not setup.optimizer_in_backward:
+        built = backward_built_gradients_bytes(g_full, g_first, g_embed)
     if setup.grad_accumulation > 1 and zero < 2:
         persistent, transient, head_grad = persistent + g_full, 0.0, 0.0  # accumulated .grad tensors
     if setup.optimizer_in_backward:
-        transient = largest
+        transient = largest * gb
+    if t.main_grad_fp32:
+        # Megatron: one fp32 main-grad buffer for the whole step, bf16 grads never materialise apart
+        persistent, transient, head_grad, built = megatron_main_grad_bytes(g_full / gb), 0.0, 0.0, 0.0
     if zero in (1, 2) and a["zero_fp32_grad_partition"] and setup.precision == "mixed-bf16":
         transient += g_sharded * FP32 / gb
+    ds3_fp32_grads = 0.0
+    if zero == 3 and setup.zero_backend == "deepspeed" and setup.precision == "mixed-bf16" and setup.offload == "none":
+        ds3_fp32_grads = deepspeed_zero3_fp32_grad_bytes(g_sharded / gb, a)
+    step_temp = optimizer_step_temp_bytes(t.optimizer_impl, numel_opt, largest, _state_bytes(setup)) + ds3_fp32_grads
     optimizer, paged, host, grads_host = opt_sharded, 0.0, 0.0, 0.0
     if setup.offload != "none":
         # ZeRO-Offload: fp32 master, moments and an fp32 gradient partition in host memory
-        optimizer, host, grads_host = 0.0, opt_sharded, g_sharded * FP32 / gb
+        optimizer, host, grads_host, step_temp = 0.0, opt_sharded, g_sharded * FP32 / gb, 0.0
         persistent = 0.0
         transient = min(transient, a["ds_reduce_bucket_size"] * gb)
     elif _paged(setup):
         optimizer, paged = 0.0, opt_sharded
     params_host = 0.0
     if setup.offload == "optimizer+params":
-        params_host, weights = weights, 0.0
-    return ModelStates(weights, g_full, persistent, transient, optimizer, paged, host, params_host, largest,
-                       head_grad, grads_host)
+        keep = 0.0
+        if setup.method == "qlora" and setup.zero_backend == "fsdp" and a["fsdp_offload_keeps_4bit_shards"]:
+            keep = weights - kbit_prep_extra_weight_bytes(kbit)
+        params_host, weights = weights - keep, keep
+    moe = moe_select_backward_bytes(max(experts_tensor.values(), default=0.0), a) \
+        if setup.method == "full" and t.moe_eager_experts else 0.0
+    return ModelStates(weights, g_full, persistent, transient, optimizer, paged, host, params_host, largest * gb,
+                       head_grad, grads_host, step_temp, built, moe)
 
 
 def model_state_bytes(spec: ModelSpec, setup: FinetuneSetup, assumptions: Assumptions | dict | None = None,
@@ -387,21 +354,27 @@ def zero3_gather_bytes(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Ass
 
     FSDP: the unit computing plus ``fsdp_prefetch_units`` prefetched units (one decoder layer
     each, plus the largest of embedding/head when on the stage). DeepSpeed: the largest layer
-    plus ``stage3_prefetch_bucket_size`` parameters, capped by ``stage3_max_live_parameters``.
-    Bytes are the storage bytes (bf16, or NF4 for QLoRA with a bf16 quant_storage).
+    plus ``stage3_prefetch_bucket_size`` parameters, capped by ``stage3_max_live_parameters``, or
+    the embedding / head when larger; with parameter offload also the largest module resident
+    (``terms.zero3_offload_resident_bytes``). Bytes are the storage bytes (bf16, or NF4 for QLoRA with a bf16 quant_storage).
     """
     if setup.zero != 3:
         return 0.0
     n_layer, b_layer = max((_layer_param_bytes(spec, setup, i) for i in stage_layers(spec, setup, stage)),
                            key=lambda nb: nb[1], default=(0.0, 0.0))
+    outside = [module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
+               for m in model_modules(spec) if m.layer < 0 and _on_stage(m, spec, setup, stage)]
     if setup.zero_backend == "fsdp":
-        outside = [module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
-                   for m in model_modules(spec) if m.layer < 0 and _on_stage(m, spec, setup, stage)]
         return (1 + a["fsdp_prefetch_units"]) * max([b_layer] + outside)
     if n_layer == 0:
         return 0.0
     live = min(a["ds_stage3_max_live_parameters"], n_layer + a["ds_stage3_prefetch_bucket_size"])
-    return live * b_layer / n_layer
+    gathered = max(live * b_layer / n_layer, max(outside, default=0.0))
+    if setup.offload == "optimizer+params":
+        largest = max([n_layer] + [m.params * _local_fraction(m, setup) for m in model_modules(spec)
+                                   if m.layer < 0 and _on_stage(m, spec, setup, stage)])
+        gathered += zero3_offload_resident_bytes(largest, a)
+    return gathered
 
 
 def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumptions) -> float:
@@ -414,6 +387,22 @@ def dequant_workspace_bytes(spec: ModelSpec, setup: FinetuneSetup, a: Assumption
 
 
 # ----------------------------------------------------------------------------- memory
+
+
+def reserved_bytes(allocated: float, a: Assumptions) -> float:
+    """PyTorch's caching allocator: what ``max_memory_reserved`` shows for a peak of ``allocated``.
+
+    reserved = allocated · (1 + f) + one large segment, with f =
+    ``allocator_fragmentation_fraction`` (cached free blocks that the allocation pattern leaves
+    split; ``allocator_fragmentation_fraction_expandable`` with ``expandable_segments:True``, which
+    grows one segment instead of caching many) and the segment = ``allocator_large_segment_bytes``
+    (c10/cuda/CUDACachingAllocator.cpp: requests above 1 MiB come from 20 MiB segments
+    (kLargeBuffer) or are rounded up to 2 MiB (kRoundLarge); the last segment is partly empty).
+    """
+    f = a["allocator_fragmentation_fraction_expandable"] if a["allocator_expandable_segments"] \
+        else a["allocator_fragmentation_fraction"]
+    return allocated * (1 + f) + a["allocator_large_segment_bytes"]
+
 
 
 def _assumptions(assumptions: Assumptions | dict | None) -> Assumptions:
@@ -471,26 +460,45 @@ def finetune_memory(spec: ModelSpec, setup: FinetuneSetup, gpu: GpuSpec,
     for stage in range(setup.pp):
         ms = model_states(spec, setup, stage, a)
         acts = stage_activation_bytes(spec, setup, stage, a)
-        buffers = zero3_gather_bytes(spec, setup, stage, a) + dequant_workspace_bytes(spec, setup, a)
+        # the dequantized 4-bit weight lives only inside a Linear4bit forward/backward (whole-step
+        # measurement): in the recomputed layer's backward, never at the loss
+        dequant = dequant_workspace_bytes(spec, setup, a)
+        buffers = zero3_gather_bytes(spec, setup, stage, a)
         base = ms.weights + ms.grads_persistent + ms.optimizer + buffers
-        step_temp = a["optimizer_step_temp_fraction"] * ms.optimizer
+        step_temp = ms.step_temp
+        n_layers = max(1, len(stage_layers(spec, setup, stage)))
+        layers_here = stage_layers(spec, setup, stage)
+        moe_layers = set(spec.moe_layers)
+        # SelectBackward copies only while an MoE layer back-propagates (the first and last layer ends)
+        moe_last = ms.moe_backward if layers_here and max(layers_here) in moe_layers else 0.0
+        moe_first = ms.moe_backward if layers_here and min(layers_here) in moe_layers else 0.0
+        last_layer = base + acts["backward_phase"] + ms.head_grad + moe_last + dequant
+        # the first layer's backward: its own saved tensors (or input) only, every later gradient built
+        first_layer = base + (acts["layers"] + acts["lora"]) / n_layers + acts["recompute_peak"] \
+            + ms.built_grads + moe_first + dequant
+        # a validation step with whole logits (framework profile) peaks like the loss, without gradients
+        evaluation = eval_full_logits_bytes(spec.vocab_size / setup.tp, setup.tokens_per_gpu,
+                                            ACT_BYTES[setup.precision]) if setup.terms.eval_full_logits \
+            and stage == setup.pp - 1 else 0.0
         phases = {
-            "loss": base + acts["loss_phase"],
-            "layer_backward": base + acts["backward_phase"] + ms.head_grad,
+            "loss": base + max(acts["loss_phase"], evaluation),
+            "layer_backward": max(last_layer, first_layer),
             "backward_end": base + ms.grads_transient,
             "optimizer_step": base + ms.grads_transient + step_temp,
         }
+        layer_grads = ms.head_grad + moe_last if last_layer >= first_layer else ms.built_grads + moe_first
         phase = max(PHASES, key=lambda p: phases[p])
         if best is None or phases[phase] > best[0]:
-            best = (phases[phase], stage, phase, phases, ms, acts, buffers, step_temp)
-    allocated, stage, phase, phases, ms, acts, buffers, step_temp = best
+            best = (phases[phase], stage, phase, phases, ms, acts, buffers, step_temp, layer_grads, dequant)
+    allocated, stage, phase, phases, ms, acts, buffers, step_temp, layer_grads, dequant = best
+    buffers += dequant if phase == "layer_backward" else 0.0
     in_backward = phase in ("backward_end", "optimizer_step")
     gradients = ms.grads_persistent + (ms.grads_transient if in_backward else 0.0)
-    gradients += ms.head_grad if phase == "layer_backward" else 0.0
+    gradients += layer_grads if phase == "layer_backward" else 0.0
     optimizer = ms.optimizer + (step_temp if phase == "optimizer_step" else 0.0)
-    activations = 0.0 if in_backward else acts["loss_phase" if phase == "loss" else "backward_phase"]
-    fragmentation = allocated * a["allocator_fragmentation_fraction"]
-    reserved = allocated + fragmentation
+    activations = 0.0 if in_backward else allocated - (ms.weights + ms.optimizer + buffers + gradients)
+    reserved = reserved_bytes(allocated, a)
+    fragmentation = reserved - allocated
     overhead = a["cuda_context_bytes"] + (a["nccl_buffer_bytes"] if setup.gpus > 1 else 0)
     free = max(0.0, gpu.memory_bytes - reserved - overhead)
     paged_resident = min(ms.optimizer_paged, free) if a["paged_states_resident"] else 0.0

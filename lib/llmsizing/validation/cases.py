@@ -17,12 +17,14 @@ from typing import Any, Mapping
 
 from llmsizing import catalog
 from llmsizing.catalog import read_yaml_file
+from llmsizing.choices import FRAMEWORKS
 from llmsizing.errors import CatalogError
 from llmsizing.specs import model_spec_from_config
 from llmsizing.units import GB, GiB, MiB, TB
 
 VALIDATION_DIR = Path(__file__).parent
 CASES_FILE = VALIDATION_DIR / "cases.yaml"
+OOS_FINETUNE_FILE = VALIDATION_DIR / "cases_oos_finetune.yaml"   # out-of-sample fine-tune memory cases
 MEASURED_DIR = VALIDATION_DIR / "measured"
 
 CATEGORIES = ("finetune-memory", "serving-kv-capacity", "serving-memory", "serving-speed", "weights", "throughput",
@@ -60,6 +62,7 @@ UNITS: dict[str, float] = {
 CASE_KEYS = {
     "id", "calibration_id", "category", "supported", "reason", "quantity", "measured", "estimator", "model",
     "model_config", "gpu", "gpus", "setup", "extra", "confidence", "source", "quote", "notes", "published", "origin",
+    "framework", "in_sample", "prediction_before",
 }
 REQUIRED_KEYS = {"id", "category", "supported", "quantity", "measured", "confidence", "source"}
 
@@ -91,6 +94,9 @@ class Case:
     notes: str
     origin: str = "published"
     published: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    framework: str | None = None   # training stack (choices.FRAMEWORKS); None: the estimator's default
+    in_sample: bool = True         # False: no constant was fitted on it (scored apart)
+    prediction_before: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def measured_base(self) -> float | bool | None:
@@ -145,6 +151,12 @@ def _case(data: Mapping[str, Any], where: str) -> Case:
             raise CatalogError(f"{where}: measured value must be a positive number, got {value!r}")
     elif not str(data.get("reason") or "").strip():
         raise CatalogError(f"{where}: an unsupported case needs a 'reason'")
+    framework = data.get("framework")
+    if framework is not None and framework not in FRAMEWORKS:
+        raise CatalogError(f"{where}: framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+    in_sample = data.get("in_sample", True)
+    if not isinstance(in_sample, bool):
+        raise CatalogError(f"{where}: in_sample must be true or false, got {in_sample!r}")
     return Case(
         id=cid, calibration_id=data.get("calibration_id"), category=data["category"], supported=supported,
         reason=str(data.get("reason") or ""), quantity=data["quantity"], value=measured["value"],
@@ -154,16 +166,20 @@ def _case(data: Mapping[str, Any], where: str) -> Case:
         extra=dict(data.get("extra") or {}), confidence=str(data["confidence"]), source=str(data["source"]),
         quote=str(data.get("quote") or ""), notes=str(data.get("notes") or ""),
         origin=str(data.get("origin") or "published"), published=dict(data.get("published") or {}),
+        framework=framework, in_sample=in_sample, prediction_before=dict(data.get("prediction_before") or {}),
     )
 
 
 @lru_cache(maxsize=1)
 def load_cases() -> tuple[Case, ...]:
-    """Every case: ``cases.yaml`` first, then ``measured/*.yaml`` (one case per file) by file name."""
-    data = read_yaml_file(CASES_FILE)
-    if not isinstance(data, list):
-        raise CatalogError(f"{CASES_FILE}: expected a list of cases")
-    cases = [_case(d, f"{CASES_FILE}: case {i}") for i, d in enumerate(data)]
+    """Every case: ``cases.yaml`` first, then ``cases_oos_finetune.yaml``, then ``measured/*.yaml`` (one case
+    per file) by file name."""
+    cases = []
+    for path in (CASES_FILE, OOS_FINETUNE_FILE):
+        data = read_yaml_file(path)
+        if not isinstance(data, list):
+            raise CatalogError(f"{path}: expected a list of cases")
+        cases += [_case(d, f"{path}: case {i}") for i, d in enumerate(data)]
     if MEASURED_DIR.is_dir():
         for path in sorted(MEASURED_DIR.glob("*.yaml")):
             cases.extend(load_case_file(path))

@@ -33,7 +33,8 @@ from llmsizing.planner import plans as planner
 from llmsizing.serving.engines import vllm_profile_for_version
 from llmsizing.serving.estimate import serve
 from llmsizing.training.compute import compute_precision, model_flop_per_token, tokens_per_s_per_gpu
-from llmsizing.training.memory import FinetuneSetup, finetune_memory
+from llmsizing.training.memory import finetune_memory
+from llmsizing.training.setup import FinetuneSetup
 from llmsizing.weights import weight_bytes
 from llmsizing.validation import others
 from llmsizing.validation.cases import CATEGORIES, CATEGORY_LABELS, UNITS, Case, load_cases, model_spec
@@ -44,9 +45,12 @@ OURS = "ours"
 # ----------------------------------------------------------------------------- setups
 
 
-def finetune_setup(setup: Mapping[str, Any]):
-    """A ``training.FinetuneSetup`` from a case's setup fields (``include_mtp`` is the case's, not the setup's)."""
+def finetune_setup(setup: Mapping[str, Any], framework: str | None = None):
+    """A ``training.FinetuneSetup`` from a case's setup fields (``include_mtp`` is the case's, not the setup's)
+    and the case's ``framework`` (the profile the published run used)."""
     fields = {k: v for k, v in setup.items() if k != "include_mtp"}
+    if framework is not None:
+        fields.setdefault("framework", framework)
     unknown = sorted(set(fields) - set(FinetuneSetup.__dataclass_fields__))
     if unknown:
         raise ScenarioError(f"setup field '{unknown[0]}' is not a FinetuneSetup field")
@@ -144,7 +148,11 @@ def ours(case: Case, spec=None, gpu=None) -> Any:
             return float(m.total)
         raise ValueError(f"{case.id}: serve cannot give quantity {q!r}")
     if est == "finetune":
-        m = finetune_memory(spec, finetune_setup(s), gpu)
+        m = finetune_memory(spec, finetune_setup(s, case.framework), gpu)
+        if q == "fits":
+            return bool(m.fits)
+        if q not in ("allocated", "reserved", "device"):
+            raise ValueError(f"{case.id}: finetune cannot give quantity {q!r}")
         return float({"allocated": m.allocated, "reserved": m.reserved, "device": m.total}[q])
     if (est in ("throughput", "time") and s.get("zero") == 3 and case.extra.get("global_batch_size")
             and case.gpus > gpu.node_gpus_max):
@@ -165,7 +173,8 @@ def _zero3_tokens_per_s_per_gpu(case: Case, spec, gpu, s: dict) -> float:
                                 tp=1, pp=1, zero=3, offload="none", micro_batch=int(s["micro_batch"]),
                                 gradient_checkpointing=bool(s.get("gradient_checkpointing", True)), seq_len=seq,
                                 deadline="1000d", precision=s.get("precision", "mixed-bf16"),
-                                assumptions={"global_batch_tokens": global_tokens})
+                                assumptions={"global_batch_tokens": global_tokens,
+                                         "planner_fit_on_range_high": False})   # timed, not sized
     t = p.time
     step_s = (t.compute_s + t.comm_s + t.quantization_s + t.bubble_s + t.offload_s) / t.steps
     return global_tokens / step_s / case.gpus
