@@ -92,7 +92,9 @@ def test_narratives_are_markdown(serving_study, finetune_study):
 def test_figures_render_png_with_caption(serving_study, finetune_study):
     figs = [figures.memory_breakdown(serving_study), figures.context_sweep(serving_study),
             figures.serving_cost(serving_study), figures.gpus_vs_data(finetune_study),
-            figures.time_vs_gpus(finetune_study), figures.finetune_cost(finetune_study)]
+            figures.time_vs_gpus(finetune_study)]
+    # no RTX 4090 instance has a catalog price: a cost chart would be empty, so there is none (issue 15)
+    assert figures.finetune_cost(finetune_study) is None
     for f in figs:
         png = f.png()
         assert png.startswith(b"\x89PNG") and len(png) > 5000

@@ -24,14 +24,16 @@ import datetime as _dt
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
-                               OPTIMIZERS, TRAIN_PRECISIONS)
+                               OPTIMIZERS, REPORT_LANGUAGES, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
+from llmsizing.planner.audit import load_seed_table
 from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes, parse_tokens
 
 __all__ = [
@@ -285,6 +287,31 @@ def _assumptions(value: Any, ctx: Ctx) -> dict:
     return dict(value)
 
 
+def resolve_beside(value: str, where: str) -> Path:
+    """``value`` as a path: absolute as given, relative to the folder of the params file ``where``
+    when that is a file, else to the working directory."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    base = Path(where).parent if Path(where).is_file() else Path.cwd()
+    return base / p
+
+
+def _audit_table(value: Any, ctx: Ctx) -> str:
+    """A hand-made hardware table to audit (checked strictly, as ``llmsizing audit`` reads it); '' for none."""
+    _str(value, ctx, max_chars=1000)
+    if value:
+        path = resolve_beside(value, ctx.where)
+        if not path.is_file():
+            raise ctx.fail(f"{value!r}: no such file (a path relative to the params file, e.g. "
+                           f"'audit/seed-table.yaml', or empty for no audit)")
+        try:
+            load_seed_table(path)
+        except (ScenarioError, CatalogError) as exc:
+            raise ctx.fail(str(exc)) from None
+    return value
+
+
 # --------------------------------------------------------------------------- the definition
 
 #: Python type of a Scenario field per papermill type name (lists become tuples in a Scenario).
@@ -334,6 +361,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("notes", "str", "", "free text shown under the executive summary", _ALL,
               _text(MAX_TEXT_CHARS["notes"])),
     Parameter("date", "str", "", "report date YYYY-MM-DD (empty: today)", _ALL, _date),
+    Parameter("report_language", "str", "en", "language of the report: en (English) or zh (Simplified Chinese)",
+              _ALL, choices=REPORT_LANGUAGES),
     Parameter("assumptions", "dict", {}, "assumption overrides {name: value}; see 'llmsizing assumptions'", _ALL,
               _assumptions),
     Parameter("models", "list", list(DEEPSEEK_R1_FAMILY), "models: catalog slugs, HF ids or config.json paths",
@@ -372,6 +401,10 @@ PARAMETERS: tuple[Parameter, ...] = (
               _TUNE, choices=OPTIMIZERS),
     Parameter("train_precision", "str", "mixed-bf16", "training precision: mixed-bf16, bf16, fp32", _TUNE,
               choices=TRAIN_PRECISIONS),
+    # customer
+    Parameter("audit_table", "str", "",
+              "the customer's own hardware table to audit (YAML, relative to the params file); empty: no audit",
+              ("customer",), _audit_table),
 )
 
 _BY_NAME = {p.name: p for p in PARAMETERS}
