@@ -32,6 +32,7 @@ from llmsizing.report.fmt import gpu_label
 from llmsizing.report.i18n import N_, _, ngettext
 from llmsizing.report.study import Study
 from llmsizing.units import GiB
+from llmsizing.validation.cases import CATEGORY_LABELS
 from llmsizing.validation.report import figure_predicted_vs_measured
 
 __all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "memory_breakdown", "validation_plot",
@@ -359,11 +360,31 @@ def finetune_cost(study: Study) -> ReportFigure:
                                                    data=ft.comparison_data, deadline=fmt.deadline(ft.deadline_hours)))
 
 
+#: The unit the validation module plots each category in (its base units).
+_VALIDATION_UNITS = {"finetune-memory": N_("bytes"), "serving-memory": N_("bytes"), "weights": N_("bytes"),
+                     "serving-kv-capacity": N_("tokens"), "serving-speed": N_("tokens/s"),
+                     "params": N_("parameters"), "throughput": N_("tokens/s per GPU"),
+                     "time": N_("tokens/s per GPU")}
+
+
 def validation_plot(study: Study) -> ReportFigure | None:
     """Predicted against measured for every scored validation case (ours and the other methods), log-log."""
     if study.validation is None:
         return None
     fig = figure_predicted_vs_measured(study.validation)
+    # The validation module labels its panels in English and its axes in "base units": name the unit of
+    # each category and translate the words.
+    for ax in fig.axes:
+        title = ax.get_title()
+        code = next((c for c, label in CATEGORY_LABELS.items() if label == title), None)
+        if code is None:
+            continue
+        unit = _(_VALIDATION_UNITS.get(code, N_("as measured")))
+        ax.set_title(fmt.category_name(code), fontsize=10)
+        ax.set_xlabel(_("measured ({unit})").format(unit=unit), fontsize=8)
+        ax.set_ylabel(_("predicted ({unit})").format(unit=unit), fontsize=8)
+    if fig._suptitle is not None:
+        fig.suptitle(_("Predicted against measured (dashed: y = x)"), fontsize=11)
     # The validation module draws through pyplot; closing the figure there keeps the notebook's inline backend
     # from showing it a second time (at screen resolution) after this ReportFigure.
     plt.close(fig)

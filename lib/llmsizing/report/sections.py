@@ -111,10 +111,14 @@ def _priced(study: Study) -> bool:
     return any(c.ok and c.plan.fits and c.plan.cost_usd is not None for c in list(ft.matrix) + list(ft.by_gpu))
 
 
+def _has_instances(study: Study) -> bool:
+    return tables.instances_table(study) is not None or tables.launch_commands(study) is not None
+
+
 def _appendix(study: Study, name: str, title: str) -> str:
     """``Appendix A: Assumptions``: letters follow the appendices this report has."""
     present = ["assumptions", "methodology"]
-    if tables.instances_table(study) is not None:
+    if _has_instances(study):
         present.append("instances")
     if study.finetune is not None and len(study.finetune.methods) > 1:
         present.append("other_boms")
@@ -126,11 +130,11 @@ def _appendix(study: Study, name: str, title: str) -> str:
 
 def instances(study: Study) -> Section:
     """The cloud instances behind every price in the report: provider, region, price, price date."""
-    if tables.instances_table(study) is None:
+    if not _has_instances(study):
         return Section([])
     with i18n.language(study.scenario.report_language):
-        title = _appendix(study, "instances", N_("Instances and prices"))
-    return _section(study, [tables.instances_table], title, new_page=False)
+        title = _appendix(study, "instances", N_("Instances, prices and launch commands"))
+    return _section(study, [tables.instances_table, tables.launch_commands], title, new_page=False)
 
 
 def executive_summary(study: Study) -> Section:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmsizing import instances
+from llmsizing import catalog, instances
 from llmsizing.report import fmt
 from llmsizing.report.fmt import DASH, gpu_label
 from llmsizing.report.i18n import NBSP, _, ngettext
@@ -95,7 +95,9 @@ _TABLE_STYLE = ("<style>.llmsizing-table table{width:100%;font-size:8pt}"
                 "padding:2pt 3pt}"
                 ".llmsizing-table-fixed table{table-layout:fixed}"
                 ".llmsizing-table-fixed td{overflow-wrap:anywhere}"
-                ".llmsizing-table-notes{break-before:avoid;page-break-before:avoid}</style>")
+                ".llmsizing-table-notes{break-before:avoid;page-break-before:avoid}"
+                ".llmsizing-table-launch td:last-child{font-family:'DejaVu Sans Mono',monospace;font-size:6.8pt}"
+                "</style>")
 _NUMERIC_CELL = re.compile(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?( ?[%×x])?$")
 # Wide tables (many columns) print smaller so they stay inside the text column.
 _WIDE_COLUMNS = 8
@@ -223,6 +225,7 @@ def serving_at_a_glance(study: Study) -> Table:
                                            else _("none fits")),
                      _("Instance"): (f"{fmt.integer(cl.nodes)}{NBSP}× {cl.instance_name or cl.instance}"
                                      if cl and (cl.instance_name or cl.instance) else DASH),
+                     _("Each node: CPU · RAM · SSD · network"): _node_text(cl.node) if cl else DASH,
                      _("Cost (USD per month)"): _usd(cl.cost_usd_per_hour * HOURS_PER_MONTH)
                      if cl and cl.cost_usd_per_hour else DASH})
     notes = [_("{users} concurrent users at {tokens} tokens each; cost: on-demand cloud instances running "
@@ -231,6 +234,55 @@ def serving_at_a_glance(study: Study) -> Table:
                  hours=fmt.integer(HOURS_PER_MONTH))]
     return _table(rows, _("Serving {users} concurrent users: what to buy").format(users=fmt.integer(sv.users)),
                   notes, key="serving-glance")
+
+
+def _node_text(node: dict) -> str:
+    """What one instance brings: vCPUs, host RAM, local NVMe and network ("192 vCPU · 2,048 GiB · ...")."""
+    if not node or not node.get("vcpus"):
+        return DASH
+    parts = [f"{fmt.integer(node['vcpus'])}{NBSP}vCPU", fmt.gib(node.get("ram_bytes"), 0, with_unit=True)]
+    if node.get("local_nvme_bytes"):
+        parts.append(fmt.gb(node["local_nvme_bytes"] / 1000, 1, with_unit=True).replace("GB", "TB"))
+    parts.append(f"{fmt.number(node.get('network_gbps'), 0)}{NBSP}Gbit/s")
+    return " · ".join(parts)
+
+
+def launch_commands(study: Study) -> Table | None:
+    """The command that starts each recommended serving deployment (vLLM or SGLang), as sized above."""
+    sv = study.serving
+    if sv is None or sv.engine not in ("vllm", "sglang"):
+        return None
+    rows = []
+    for m in sv.models:
+        est = m.recommended
+        if est is None:
+            continue
+        try:
+            hf_id = catalog.load_model(m.model).hf_id or m.model
+        except Exception:  # noqa: BLE001 - a config.json path has no catalog entry
+            hf_id = m.model
+        lay = est.layout
+        if sv.engine == "vllm":
+            cmd = [f"vllm serve {hf_id}", f"--tensor-parallel-size {lay.tensor_parallel}"]
+            if lay.pipeline_parallel > 1:
+                cmd.append(f"--pipeline-parallel-size {lay.pipeline_parallel}")
+            cmd += [f"--max-model-len {sv.context_tokens}", f"--max-num-seqs {max(sv.users, 1)}"]
+            if study.scenario.kv_precision == "fp8":
+                cmd.append("--kv-cache-dtype fp8")
+        else:
+            cmd = [f"python -m sglang.launch_server --model-path {hf_id}", f"--tp {lay.tensor_parallel}"]
+            if lay.pipeline_parallel > 1:
+                cmd.append(f"--pp-size {lay.pipeline_parallel}")
+            cmd.append(f"--context-length {sv.context_tokens}")
+        rows.append({_("Model"): m.name,
+                     _("GPUs"): f"{fmt.integer(est.gpus)}{NBSP}× {gpu_label(m.recommended_gpu)}",
+                     _("Command"): " ".join(cmd)})
+    if not rows:
+        return None
+    notes = [_("One command per deployment (on a multi-node layout, on the head node of a Ray cluster spanning the "
+               "nodes). The context length and the number of sequences are those the deployment was sized for.")]
+    return _table(rows, _("Launch commands for the recommended deployments"), notes, key="launch",
+                  widths=[22, 16, 62])
 
 
 #: Hours in an average month (365.25 × 24 / 12), for monthly serving cost.
