@@ -287,14 +287,21 @@ def _assumptions(value: Any, ctx: Ctx) -> dict:
     return dict(value)
 
 
+#: The shipped scenarios' folder: a relative path in parameters that come from no file (a notebook's
+#: parameters cell) is looked up in the working directory, then here (as ``llmsizing audit`` finds its table).
+PARAMS_DIR = Path(__file__).resolve().parents[3] / "params"
+
+
 def resolve_beside(value: str, where: str) -> Path:
-    """``value`` as a path: absolute as given, relative to the folder of the params file ``where``
-    when that is a file, else to the working directory."""
+    """``value`` as a path: absolute as given; relative to the folder of the params file ``where`` when that
+    is a file; otherwise relative to the working directory, else to the shipped ``params/`` folder."""
     p = Path(value).expanduser()
     if p.is_absolute():
         return p
-    base = Path(where).parent if Path(where).is_file() else Path.cwd()
-    return base / p
+    if Path(where).is_file():
+        return Path(where).parent / p
+    here = Path.cwd() / p
+    return here if here.exists() or not (PARAMS_DIR / p).exists() else PARAMS_DIR / p
 
 
 def _audit_table(value: Any, ctx: Ctx) -> str:

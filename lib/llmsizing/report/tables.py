@@ -225,7 +225,7 @@ def serving_at_a_glance(study: Study) -> Table:
                                            else _("none fits")),
                      _("Instance"): (f"{fmt.integer(cl.nodes)}{NBSP}× {cl.instance_name or cl.instance}"
                                      if cl and (cl.instance_name or cl.instance) else DASH),
-                     _("Each node: CPU · RAM · SSD · network"): _node_text(cl.node) if cl else DASH,
+                     _("Each node: vCPUs · RAM (GiB) · SSD (TB) · network (Gbit/s)"): _node_text(cl.node) if cl else DASH,
                      _("Cost (USD per month)"): _usd(cl.cost_usd_per_hour * HOURS_PER_MONTH)
                      if cl and cl.cost_usd_per_hour else DASH})
     notes = [_("{users} concurrent users at {tokens} tokens each; cost: on-demand cloud instances running "
@@ -237,14 +237,12 @@ def serving_at_a_glance(study: Study) -> Table:
 
 
 def _node_text(node: dict) -> str:
-    """What one instance brings: vCPUs, host RAM, local NVMe and network ("192 vCPU · 2,048 GiB · ...")."""
+    """What one instance brings: vCPUs, host RAM (GiB), local NVMe (TB) and network (Gbit/s), units in the header."""
     if not node or not node.get("vcpus"):
         return DASH
-    parts = [f"{fmt.integer(node['vcpus'])}{NBSP}vCPU", fmt.gib(node.get("ram_bytes"), 0, with_unit=True)]
-    if node.get("local_nvme_bytes"):
-        parts.append(fmt.gb(node["local_nvme_bytes"] / 1000, 1, with_unit=True).replace("GB", "TB"))
-    parts.append(f"{fmt.number(node.get('network_gbps'), 0)}{NBSP}Gbit/s")
-    return " · ".join(parts)
+    nvme = node.get("local_nvme_bytes")
+    return " · ".join([fmt.integer(node["vcpus"]), fmt.gib(node.get("ram_bytes"), 0),
+                       fmt.gb(nvme / 1000, 1) if nvme else DASH, fmt.number(node.get("network_gbps"), 0)])
 
 
 def launch_commands(study: Study) -> Table | None:
