@@ -66,3 +66,20 @@ def test_tables_written_and_read_back(other_customer):
     assert pd.api.types.is_numeric_dtype(serving["Weights (GiB)"]), "numbers as numbers"
     assert pd.api.types.is_numeric_dtype(sheets["serving-glance"]["Cost (USD per month)"])
     assert {"assumptions", "finetune-matrix", "bom-lora", "instances"} <= set(sheets)
+
+
+def test_run_reports_each_stage_and_is_quiet_off_a_terminal(tmp_path, capsys, monkeypatch):
+    from llmsizing.cli import main
+    from llmsizing.report.runner import run_scenario
+
+    p = tmp_path / "tiny.yaml"
+    p.write_text(json.dumps({"kind": "serving", "scenario_name": "tiny", "models": ["deepseek-r1-distill-qwen-1.5b"],
+                             "gpus": ["l40s"], "users": 1, "context_tokens": 4096, "context_sweep": [4096]}))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    seen: list[tuple[str, str, float]] = []
+    r = run_scenario(p, tmp_path / "out", ("html",), progress=lambda *a: seen.append(a))
+    assert [s[:2] for s in seen] == [("tiny", "execute"), ("tiny", "html")] and all(s[2] > 0 for s in seen)
+    assert (r.report_dir / "tables.xlsx").is_file()
+    assert main(["run", str(p), "--to", "html", "--out", str(tmp_path / "cli")]) == 0
+    captured = capsys.readouterr()
+    assert "executed the notebook" not in captured.err, "stdout/stderr are not a terminal here: no progress"

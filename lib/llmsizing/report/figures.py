@@ -73,8 +73,11 @@ class ReportFigure:
     alt: str = ""
 
     def png(self) -> bytes:
+        """The figure as PNG at print resolution (DPI pixels per inch at the text width it prints at)."""
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+        width_in = self.figure.get_size_inches()[0]
+        dpi = DPI * min(1.0, TEXT_WIDTH_IN / width_in) if width_in else DPI
+        self.figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
         return buf.getvalue()
 
     def _repr_html_(self) -> str:
