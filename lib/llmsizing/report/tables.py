@@ -471,12 +471,16 @@ def finetune_cost_matrix(study: Study) -> Table:
     return _table(rows, _("Fine-tuning cost per run (USD)"), notes, key="finetune-cost")
 
 
+#: A plan whose estimated peak uses more than this share of the GPU's memory is marked "tight" in the report.
+TIGHT_MEMORY_FRACTION = 0.9
+
+
 def finetune_bill_of_materials(study: Study, method: str | None = None) -> Table:
     """One row per model × data size for ``method``: GPUs, layout, CPU, RAM, storage, network, time, cost."""
     ft = study.finetune
     method = method or ft.methods[0]
-    cols = [_("Model"), _("Data"), _("GPUs"), _("Layout"), _("Nodes"), _("CPU cores"), _("RAM (GiB)"),
-            _("Storage (GB)"), _("Network (Gbit/s per node)"), _("Time"), _("Cost (USD)")]
+    cols = [_("Model"), _("Data"), _("GPUs"), _("Layout"), _("Memory per GPU (GiB)"), _("Nodes"), _("CPU cores"),
+            _("RAM (GiB)"), _("Storage (GB)"), _("Network (Gbit/s per node)"), _("Time"), _("Cost (USD)")]
     rows = []
     priced = False
     for c in ft.matrix:
@@ -500,16 +504,19 @@ def finetune_bill_of_materials(study: Study, method: str | None = None) -> Table
             parts.append(_("offload {what}").format(what=lay.offload))
         cl = p.cluster
         priced = priced or p.cost_usd is not None
+        mem = p.memory
+        tight = mem.total > TIGHT_MEMORY_FRACTION * mem.gpu_memory_bytes
         row.update({
             cols[2]: fmt.integer(p.gpus),
             cols[3]: " × ".join(parts[:3]) + ("".join(f", {x}" for x in parts[3:])),
-            cols[4]: _int(cl.nodes) if cl else DASH,
-            cols[5]: _int(cl.cpu_cores) if cl else DASH,
-            cols[6]: _gib(cl.ram_bytes, 0) if cl else DASH,
-            cols[7]: fmt.gb(cl.storage_bytes, 0) if cl else DASH,
-            cols[8]: (_num(cl.network_gbps, 1) + (" RDMA" if cl.rdma_needed else "")) if cl and cl.nodes > 1 else DASH,
-            cols[9]: _hours(p.hours),
-            cols[10]: _usd(p.cost_usd),
+            cols[4]: _gib(mem.total) + (" " + _("(tight)") if tight else ""),
+            cols[5]: _int(cl.nodes) if cl else DASH,
+            cols[6]: _int(cl.cpu_cores) if cl else DASH,
+            cols[7]: _gib(cl.ram_bytes, 0) if cl else DASH,
+            cols[8]: fmt.gb(cl.storage_bytes, 0) if cl else DASH,
+            cols[9]: (_num(cl.network_gbps, 1) + (" RDMA" if cl.rdma_needed else "")) if cl and cl.nodes > 1 else DASH,
+            cols[10]: _hours(p.hours),
+            cols[11]: _usd(p.cost_usd),
         })
         rows.append(row)
     if not priced:
@@ -519,7 +526,10 @@ def finetune_bill_of_materials(study: Study, method: str | None = None) -> Table
     notes = [_("{gpu}; {method}. CPU cores, host RAM and storage are requirements of the run (data loading, "
                "tokenization, checkpoints, offloaded states), not the size of the instance; network is the "
                "inter-node traffic that must hide behind compute (RDMA when it exceeds the threshold in the "
-               "assumptions).").format(gpu=gpu_label(ft.gpu), method=_method(method))]
+               "assumptions).").format(gpu=gpu_label(ft.gpu), method=_method(method)),
+             _("Memory per GPU: the estimated peak of the most loaded GPU, CUDA context included; 'tight': the peak is "
+               "above {share} percent of the GPU's memory, so a longer sequence, a larger micro-batch or another framework "
+               "version may not fit.").format(share=fmt.integer(TIGHT_MEMORY_FRACTION * 100))]
     offload = _offload_note(ft, method)
     if offload:
         notes.append(offload)
