@@ -8,7 +8,7 @@ import pytest
 
 from llmsizing.report import figures
 from llmsizing.report import narrative as report
-from llmsizing.report import tables
+from llmsizing.report import purchase, tables
 from llmsizing.report.scenario import Scenario
 from llmsizing.report.study import run_study
 
@@ -35,10 +35,10 @@ def finetune_study():
 def _all_tables(study):
     out = []
     if study.serving:
-        out += [tables.serving_at_a_glance(study), tables.serving_summary(study), tables.serving_options(study),
+        out += [purchase.serving_at_a_glance(study), tables.serving_summary(study), tables.serving_options(study),
                 tables.users_vs_weights(study)]
     if study.finetune:
-        out += [tables.finetune_at_a_glance(study), tables.finetune_matrix(study), tables.finetune_cost_matrix(study),
+        out += [purchase.finetune_at_a_glance(study), tables.finetune_matrix(study), tables.finetune_cost_matrix(study),
                 tables.finetune_by_gpu(study), tables.finetune_bill_of_materials(study), tables.dataset_table(study),
                 *tables.other_bills_of_materials(study).tables]
     out.append(tables.assumptions_table(study))

@@ -15,7 +15,7 @@ from llmsizing import catalog
 from llmsizing.report.i18n import N_, _, date, integer, num, unit
 from llmsizing.units import GB, GiB
 
-__all__ = ["DASH", "count", "deadline", "gb", "gib", "gpu_label", "hours", "language_name", "method_name",
+__all__ = ["DASH", "count", "date", "deadline", "gb", "gib", "gpu_label", "hours", "language_name", "method_name",
            "precision_name", "public_source", "tokens", "usd", "value"]
 
 DASH = "—"

@@ -22,7 +22,7 @@ from typing import Any
 
 import html
 
-from llmsizing.report import figures, i18n, narrative, tables
+from llmsizing.report import figures, i18n, narrative, purchase, tables
 from llmsizing.report.i18n import N_, _
 from llmsizing.report.study import Study
 
@@ -112,7 +112,7 @@ def _priced(study: Study) -> bool:
 
 
 def _has_instances(study: Study) -> bool:
-    return tables.instances_table(study) is not None or tables.launch_commands(study) is not None
+    return purchase.instances_table(study) is not None or purchase.launch_commands(study) is not None
 
 
 def _appendix(study: Study, name: str, title: str) -> str:
@@ -134,16 +134,16 @@ def instances(study: Study) -> Section:
         return Section([])
     with i18n.language(study.scenario.report_language):
         title = _appendix(study, "instances", N_("Instances, prices and launch commands"))
-    return _section(study, [tables.instances_table, tables.launch_commands], title, new_page=False)
+    return _section(study, [purchase.instances_table, purchase.launch_commands], title, new_page=False)
 
 
 def executive_summary(study: Study) -> Section:
     """What was asked; at a glance, the GPUs to serve and to fine-tune; the conclusions."""
     parts: list[Callable[[Study], Any]] = [narrative.summary_intro]
     if study.serving is not None:
-        parts += [tables.serving_at_a_glance, narrative.summary_serving]
+        parts += [purchase.serving_at_a_glance, narrative.summary_serving]
     if study.finetune is not None:
-        parts += [tables.finetune_at_a_glance, narrative.summary_finetune]
+        parts += [purchase.finetune_at_a_glance, narrative.summary_finetune]
     return _section(study, parts, N_("Executive summary"), new_page=False)
 
 
