@@ -5,6 +5,8 @@
 #   make test      add the test extra to .venv (torch CPU, transformers, peft, pytest) and run the test suite
 #   make lab       add the lab extra (JupyterLab) to .venv and open notebooks/ with the project's kernel
 #   make check-install  build the wheel, install it into a fresh venv, run it from an empty folder
+#   make test      check the report translations, run the test suite
+#   make i18n      extract, merge and compile the report translations
 #   make report    render the default scenario (DEFAULT_PARAMS) to reports/
 #   make bench     run the benchmarks
 #   make golden    accept changed golden results (review git diff tests/golden)
@@ -29,12 +31,13 @@ LAB_STAMP := $(VENV)/.llmsizing-lab.stamp
 DEFAULT_PARAMS ?= params/deepseek-r1-family.yaml
 
 # Shared libraries WeasyPrint loads through cffi (Pango >= 1.44, HarfBuzz with
-# its font subsetter, fontconfig), the report font (DejaVu), and poppler-utils
-# (pdftotext/pdftoppm) for looking at the PDFs.
+# its font subsetter, fontconfig), the report fonts (DejaVu; Noto Sans CJK for
+# Chinese reports and CJK customer names, embedded in the PDF), and poppler-utils
+# (pdftotext/pdftoppm/pdffonts) for reading the PDFs back in the tests.
 SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 \
-           libfontconfig1 fonts-dejavu-core poppler-utils
+           libfontconfig1 fonts-dejavu-core fonts-noto-cjk poppler-utils
 
-.PHONY: venv sysdeps test report lab check-install bench golden refresh clean distclean
+.PHONY: venv sysdeps test report lab check-install bench golden refresh clean distclean i18n i18n-check
 
 venv: $(VENV_STAMP)
 
@@ -75,7 +78,7 @@ sysdeps:
 	  echo "sysdeps: run as root: apt-get update && apt-get install -y$$missing"; \
 	fi
 
-test: $(TEST_STAMP) sysdeps
+test: $(TEST_STAMP) sysdeps i18n-check
 	$(VPY) -m pytest -q tests
 
 # JupyterLab from .venv: its default kernel (python3, the kernel the notebooks name) is the
@@ -87,6 +90,19 @@ lab: $(LAB_STAMP)
 # read a Hugging Face cache from an empty folder. See tools/check_install.sh.
 check-install: sysdeps
 	PYTHON=$(PYTHON) bash tools/check_install.sh
+
+# Report translations (lib/llmsizing/report/locale): `make i18n` extracts the English msgids, merges them
+# into each .po (translate what is new) and compiles the .mo; `make i18n-check` fails when a msgid is
+# untranslated or the compiled catalog is stale.
+REPORT_DIR := lib/llmsizing/report
+i18n: venv
+	$(VENV)/bin/pybabel extract -F $(REPORT_DIR)/babel.cfg -k N_ -k ngettext:1,2 --no-location --omit-header \
+	  -o $(REPORT_DIR)/locale/llmsizing.pot $(REPORT_DIR)
+	$(VENV)/bin/pybabel update -i $(REPORT_DIR)/locale/llmsizing.pot -d $(REPORT_DIR)/locale -D llmsizing --no-location
+	$(VENV)/bin/pybabel compile -d $(REPORT_DIR)/locale -D llmsizing
+
+i18n-check: venv
+	PYTHONPATH=lib $(VPY) -m llmsizing.report.i18n
 
 report: venv sysdeps
 	$(VENV)/bin/llmsizing run $(DEFAULT_PARAMS)

@@ -26,12 +26,26 @@ def weasyprint_usable() -> bool:
 
 
 @_pytest.fixture(scope="session")
-def default_report(tmp_path_factory):
-    """``llmsizing run params/deepseek-r1-family.yaml`` into a temporary reports folder."""
+def build_report(tmp_path_factory):
+    """``build_report(params_path, language)``: that scenario's report in that language, built once per session."""
     from llmsizing.report.runner import run_scenario
 
-    out = tmp_path_factory.mktemp("reports")
-    formats = ("html", "pdf") if weasyprint_usable() else ("html",)
-    with _pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MPLBACKEND", raising=False)
-        return run_scenario(DEFAULT_PARAMS, out, formats)
+    built: dict = {}
+
+    def build(params, language: str = "en"):
+        key = (str(params), language)
+        if key not in built:
+            out = tmp_path_factory.mktemp(f"reports-{language}")
+            formats = ("html", "pdf") if weasyprint_usable() else ("html",)
+            with _pytest.MonkeyPatch.context() as mp:
+                mp.delenv("MPLBACKEND", raising=False)
+                built[key] = run_scenario(params, out, formats, report_language=language)
+        return built[key]
+
+    return build
+
+
+@_pytest.fixture(scope="session")
+def default_report(build_report):
+    """``llmsizing run params/deepseek-r1-family.yaml`` into a temporary reports folder."""
+    return build_report(DEFAULT_PARAMS, "en")

@@ -194,6 +194,7 @@ def test_full_disk_while_writing_pdf(tmp_path, good, capsys, monkeypatch, no_ker
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
 
     monkeypatch.setattr(weasyprint.HTML, "write_pdf", write_pdf)
+    monkeypatch.setattr(weasyprint.Document, "write_pdf", write_pdf)   # the report lays out, then writes
     code = main(["run", str(_params(tmp_path)), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2

@@ -35,6 +35,8 @@ MLA_MODES = ("latent", "decompressed")
 
 # ---------------------------------------------------------------- data
 LANGUAGES = ("en", "zh", "code", "mixed")
+#: Languages a report can be written in (gettext catalogs under report/locale/).
+REPORT_LANGUAGES = ("en", "zh")
 TOKENIZER_FAMILIES = ("llama3", "llama2", "qwen2", "deepseek_v3", "gemma")
 
 # ---------------------------------------------------------------- the first customer's request

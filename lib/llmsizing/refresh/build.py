@@ -130,9 +130,18 @@ def _build_worker(params_path: str, staging_root: str, formats: tuple[str, ...],
     ``seconds``, and ``reason`` (one line) on failure.
     """
     t0 = time.perf_counter()
+    stage_file = Path(staging_root) / STAGE_FILE
+
+    def step(_scenario: str, stage: str, seconds: float) -> None:
+        # the parent's live status line reads what the build is doing now
+        nxt = {"execute": "html", "html": "pdf"}.get(stage, "")
+        with contextlib.suppress(OSError):
+            stage_file.write_text(f"{stage} {seconds:.1f} s" + (f", {nxt}" if nxt and nxt in formats else ""),
+                                  encoding="utf-8")
+
     with _output_to(Path(staging_root) / BUILD_LOG):
         try:
-            r = run_scenario(params_path, staging_root, formats, notebook_dir=notebook_dir)
+            r = run_scenario(params_path, staging_root, formats, notebook_dir=notebook_dir, progress=step)
             return {"ok": True, "seconds": time.perf_counter() - t0, "dir": str(r.report_dir)}
         except SizingError as exc:
             return {"ok": False, "seconds": time.perf_counter() - t0, "reason": one_line(exc)}
@@ -145,6 +154,17 @@ def _build_worker(params_path: str, staging_root: str, formats: tuple[str, ...],
 
 
 # --------------------------------------------------------------------------- progress
+
+#: A worker's last finished stage (execute, html, pdf) with its time, for the live status line.
+STAGE_FILE = "stage.txt"
+
+
+def _stage_of(stage_dir: Path) -> str:
+    """" (execute 12.3 s, html)" from a running build's stage file, or "" (still executing the notebook)."""
+    try:
+        return f" ({(stage_dir / STAGE_FILE).read_text(encoding='utf-8').strip()})"
+    except OSError:
+        return " (execute)"
 
 
 class _Progress:
@@ -396,7 +416,8 @@ def _collect(pending: set, started: dict, todo: list[ScenarioPlan], root: Path, 
             write_manifest(root, manifest)
         if pending:
             running = [started[f] for f in pending if f.running()]
-            shown = ", ".join(f"{p.name} {time.monotonic() - t:.0f}s" for p, t in running[:4])
+            shown = ", ".join(f"{p.name} {time.monotonic() - t:.0f}s{_stage_of(staging / p.name)}"
+                              for p, t in running[:4])
             out.status(f"[{done}/{len(todo)}] running: {shown or 'starting workers'}")
 
 

@@ -12,7 +12,9 @@ HTML and PDF report) as an embedded PNG with its caption; ``.figure`` is the mat
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import glob
 import html
 import io
 import math
@@ -20,12 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from llmsizing.report import fmt
+from llmsizing.report.fmt import gpu_label
+from llmsizing.report.i18n import N_, _, ngettext
 from llmsizing.report.study import Study
-from llmsizing.report.tables import gpu_label
 from llmsizing.units import GiB
+from llmsizing.validation.cases import CATEGORY_LABELS
 from llmsizing.validation.report import figure_predicted_vs_measured
 
 __all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "memory_breakdown", "validation_plot",
@@ -35,7 +42,7 @@ __all__ = ["ReportFigure", "context_sweep", "finetune_cost", "gpus_vs_data", "me
 TEXT_WIDTH_IN = 6.9
 DPI = 200
 RC = {
-    "font.family": "DejaVu Sans",
+    "font.family": ["DejaVu Sans"],   # plus Noto Sans CJK where installed (_font_families)
     "font.size": 8.5,
     "axes.titlesize": 9.5,
     "axes.labelsize": 8.5,
@@ -55,8 +62,8 @@ COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#00
           "#7f7f7f", "#8c564b")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<")
 PART_COLORS = {"weights": "#0072B2", "kv_cache": "#E69F00", "activations": "#009E73", "overhead": "#999999"}
-PART_LABELS = {"weights": "weights", "kv_cache": "KV cache", "activations": "activations",
-               "overhead": "runtime overhead"}
+PART_LABELS = {"weights": N_("weights"), "kv_cache": N_("KV cache"), "activations": N_("activations"),
+               "overhead": N_("runtime overhead")}
 
 
 @dataclass
@@ -68,9 +75,12 @@ class ReportFigure:
     alt: str = ""
 
     def png(self) -> bytes:
+        """The figure as PNG at print resolution (DPI pixels per inch at the text width it prints at)."""
         buf = io.BytesIO()
+        width_in = self.figure.get_size_inches()[0]
+        dpi = DPI * min(1.0, TEXT_WIDTH_IN / width_in) if width_in else DPI
         with matplotlib.rc_context(RC):  # tick labels are made while drawing: no mathtext there either
-            self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+            self.figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
         return buf.getvalue()
 
     def _repr_html_(self) -> str:
@@ -86,8 +96,26 @@ class ReportFigure:
         return f"Figure: {self.caption}"
 
 
+#: Where Debian's fonts-noto-cjk puts the CJK fonts (matplotlib's font cache may predate their install).
+CJK_FONT_GLOB = "/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc"
+
+
+@functools.cache
+def _font_families() -> list[str]:
+    """DejaVu for Latin text, then Noto Sans CJK (fonts-noto-cjk) for Chinese labels, when it is installed."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(n.startswith("Noto Sans CJK") for n in known):
+        for path in sorted(glob.glob(CJK_FONT_GLOB)):
+            with contextlib.suppress(Exception):
+                font_manager.fontManager.addfont(path)
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    cjk = [n for n in ("Noto Sans CJK SC", "Noto Sans CJK JP") if n in known]
+    cjk = cjk or sorted(n for n in known if n.startswith("Noto Sans CJK"))
+    return ["DejaVu Sans"] + cjk[:1]
+
+
 def _new(height_in: float, ncols: int = 1, sharey: bool = False) -> tuple[Figure, list[Any]]:
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context({**RC, "font.family": _font_families()}):
         fig = Figure(figsize=(TEXT_WIDTH_IN, height_in), dpi=DPI, layout="constrained")
         axes = fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0]
     return fig, list(axes)
@@ -97,7 +125,7 @@ def _style(fn):
     """Run a figure builder under the report's rc settings."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with matplotlib.rc_context(RC):
+        with matplotlib.rc_context({**RC, "font.family": _font_families()}):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -158,23 +186,24 @@ def memory_breakdown(study: Study) -> ReportFigure:
     left = [0.0] * len(ests)
     for part in ("weights", "kv_cache", "activations", "overhead"):
         vals = [getattr(e.memory_per_gpu, part) / GiB for e in ests]
-        ax.barh(names, vals, left=left, color=PART_COLORS[part], label=PART_LABELS[part], height=0.6,
+        ax.barh(names, vals, left=left, color=PART_COLORS[part], label=_(PART_LABELS[part]), height=0.6,
                 edgecolor="white", linewidth=0.4)
         left = [lo + v for lo, v in zip(left, vals)]
     capacity = ests[0].gpu_memory_bytes / GiB if ests else 0
     ax.axvline(capacity, color="#C00000", linewidth=1.0, linestyle="--")
-    ax.text(capacity, -0.55, f"GPU memory {capacity:,.1f} GiB ", color="#C00000", fontsize=7.5,
+    ax.text(capacity, -0.55, _("GPU memory {size}").format(size=fmt.gib(capacity * GiB, 1, with_unit=True)) + " ", color="#C00000", fontsize=7.5,
             va="bottom", ha="right")
     for y, (e, total) in enumerate(zip(ests, left)):
-        label = f"× {e.gpus} GPU{'s' if e.gpus != 1 else ''}" if e.fits else "does not fit"
+        label = ("× " + ngettext("{n} GPU", "{n} GPUs", e.gpus).format(n=e.gpus)) if e.fits else _("does not fit")
         ax.text(total + capacity * 0.01, y, label, va="center", fontsize=7.5)
-    ax.set_xlabel(f"memory per GPU (GiB), most loaded GPU of the layout on {gpu_label(sv.gpus[0])}")
+    ax.set_xlabel(_("memory per GPU (GiB), most loaded GPU of the layout on {gpu}").format(gpu=gpu_label(sv.gpus[0])))
     ax.set_xlim(0, capacity * 1.18 if capacity else None)
     ax.set_ylim(-0.7, len(ests) - 0.4)
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
-    return ReportFigure(fig, f"Memory per GPU for {sv.users} users at {sv.context_tokens:,} tokens each, by part "
-                             f"(weights are shared; the KV cache is per user).")
+    return ReportFigure(fig, _("Memory per GPU for {users} users at {tokens} tokens each, by part (weights are shared; "
+                               "the KV cache is per user).").format(users=fmt.integer(sv.users),
+                                                                    tokens=fmt.tokens(sv.context_tokens)))
 
 
 @_style
@@ -192,18 +221,19 @@ def context_sweep(study: Study) -> ReportFigure:
     for ax in (ax1, ax2):
         _log_axis(ax, "x", base=2)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: _tokens_label(int(round(x)))))
-        ax.set_xlabel("context per user (tokens)")
+        ax.set_xlabel(_("context per user (tokens)"))
     _log_axis(ax1, "y")
-    ax1.set_ylabel(f"weights + KV cache for {sv.users} users (GiB)")
-    ax1.set_title("Memory (weights + KV cache)", loc="left")
+    ax1.set_ylabel(_("weights + KV cache for {users} users (GiB)").format(users=fmt.integer(sv.users)))
+    ax1.set_title(_("Memory (weights + KV cache)"), loc="left")
     if not any(p["fits"] for m in sv.models for p in m.sweep):
-        _empty(ax2, f"does not fit on {gpu_label(sv.gpus[0])}\nat any context length of the sweep")
+        _empty(ax2, _("does not fit on {gpu}\nat any context length of the sweep").format(gpu=gpu_label(sv.gpus[0])))
     _log_axis(ax2, "y", base=2)
-    ax2.set_ylabel(f"GPUs needed ({gpu_label(sv.gpus[0])})")
-    ax2.set_title("GPUs needed", loc="left")
+    ax2.set_ylabel(_("GPUs needed ({gpu})").format(gpu=gpu_label(sv.gpus[0])))
+    ax2.set_title(_("GPUs needed"), loc="left")
     fig.legend(*ax1.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False)
-    return ReportFigure(fig, f"Context-length sweep for {sv.users} concurrent users: whole-model memory (left) and "
-                             f"the smallest GPU count on {gpu_label(sv.gpus[0])} (right).")
+    return ReportFigure(fig, _("Context-length sweep for {users} concurrent users: whole-model memory (left) and the "
+                               "smallest GPU count on {gpu} (right).").format(users=fmt.integer(sv.users),
+                                                                              gpu=gpu_label(sv.gpus[0])))
 
 
 def _dot_plot(ax: Any, names: list[str], series: list[tuple[str, list[float | None], list[bool]]],
@@ -246,10 +276,10 @@ def serving_cost(study: Study) -> ReportFigure:
             cl = m.cluster_by_gpu.get(g)
             vals.append(cl.cost_usd_per_hour if cl is not None else None)
         series.append((gpu_label(g), vals, [True] * len(vals)))
-    if not _dot_plot(ax, [m.name for m in sv.models], series, "on-demand cost of the deployment (USD per hour)"):
-        _empty(ax, "no priced cloud instance in the catalog for these GPU types")
-    return ReportFigure(fig, "Serving cost per hour by GPU type: the cloud instances holding the smallest layout "
-                             "that fits (no marker: does not fit, or no priced instance in the catalog).")
+    if not _dot_plot(ax, [m.name for m in sv.models], series, _("on-demand cost of the deployment (USD per hour)")):
+        return None
+    return ReportFigure(fig, _("Serving cost per hour by GPU type: the cloud instances holding the smallest layout "
+                               "that fits (no marker: does not fit, or no priced instance in the catalog)."))
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -275,17 +305,21 @@ def gpus_vs_data(study: Study) -> ReportFigure:
                 ax.scatter([i for i, _ in miss], [p.gpus for _, p in miss], s=60, facecolors="none",
                            edgecolors="#C00000", linewidths=1.0, zorder=5)
         if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
-            _empty(ax, "no layout fits")
-            ax.set_title({"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}.get(method, method), loc="left")
+            _empty(ax, _("no layout fits"))
+            ax.set_title(fmt.method_name(method), loc="left")
             continue
         ax.set_xticks(xs_all, list(ft.data_sizes))
-        ax.set_xlabel("training data (bytes of text)")
-        ax.set_title({"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}.get(method, method), loc="left")
+        ax.set_xlabel(_("training data (bytes of text)"))
+        ax.set_title(fmt.method_name(method), loc="left")
         _log_axis(ax, "y", base=2)
-    axes[0].set_ylabel(f"GPUs ({gpu_label(ft.gpu)})")
+    axes[0].set_ylabel(_("GPUs ({gpu})").format(gpu=gpu_label(ft.gpu)))
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4, frameon=False)
-    return ReportFigure(fig, f"GPUs needed to fine-tune within {ft.deadline_hours:g} h against data size "
-                             "(red circle: even the fastest plan found misses the deadline).")
+    late = any(c.ok and c.plan.fits and not c.plan.meets_deadline for c in ft.matrix)
+    caption = _("GPUs needed to fine-tune within {deadline} against data size.").format(
+        deadline=fmt.deadline(ft.deadline_hours))
+    if late:
+        caption += " " + _("Red circle: even the fastest plan found misses the deadline.")
+    return ReportFigure(fig, caption)
 
 
 @_style
@@ -302,19 +336,19 @@ def time_vs_gpus(study: Study) -> ReportFigure:
         ax.plot([c.plan.gpus for c in cells], [c.plan.hours for c in cells], label=ft.model_names.get(model, model),
                 markersize=4, linewidth=1.2, **styles[model])
     if not ax.lines:
-        _empty(ax, "no layout fits")
-        return ReportFigure(fig, "Time against GPU count: no layout fits.")
+        return None
     ax.axhline(ft.deadline_hours, color="#C00000", linestyle="--", linewidth=1.0)
     _log_axis(ax, "x", base=2)
     _log_axis(ax, "y")
-    ax.text(ax.dataLim.x1, ft.deadline_hours, f"deadline {ft.deadline_hours:g} h", color="#C00000",
+    ax.text(ax.dataLim.x1, ft.deadline_hours, _("deadline {deadline}").format(deadline=fmt.deadline(ft.deadline_hours)),
+            color="#C00000",
             fontsize=7.5, va="bottom", ha="right")
-    ax.set_xlabel(f"GPUs ({gpu_label(ft.gpu)})")
-    ax.set_ylabel("wall-clock time (hours)")
+    ax.set_xlabel(_("GPUs ({gpu})").format(gpu=gpu_label(ft.gpu)))
+    ax.set_ylabel(_("wall-clock time (hours)"))
     ax.legend(loc="lower left", frameon=True, framealpha=0.9, edgecolor="#cccccc", ncol=2)
-    return ReportFigure(fig, f"Time against GPU count: {ft.comparison_method}, {ft.comparison_data} of data. Lines "
-                             "bend where communication stops shrinking with more GPUs; a model starts at the "
-                             "smallest count it fits on.")
+    return ReportFigure(fig, _("Time against GPU count: {method}, {data} of data. Lines bend where communication "
+                               "stops shrinking with more GPUs; a model starts at the smallest count it fits "
+                               "on.").format(method=fmt.method_name(ft.comparison_method), data=ft.comparison_data))
 
 
 @_style
@@ -334,11 +368,19 @@ def finetune_cost(study: Study) -> ReportFigure:
             solid.append(bool(ok and c.plan.meets_deadline))
         series.append((gpu_label(g), vals, solid))
     names = [ft.model_names.get(m, m) for m in models]
-    if not _dot_plot(ax, names, series, "cost of one run (USD)"):
-        _empty(ax, "no priced cloud instance in the catalog for these GPU types")
-    return ReportFigure(fig, f"Fine-tuning cost by GPU type: {ft.comparison_method}, {ft.comparison_data} of data, "
-                             f"within {ft.deadline_hours:g} h (hollow marker: misses the deadline; no marker: does "
-                             "not fit, or no priced instance in the catalog).")
+    if not _dot_plot(ax, names, series, _("cost of one run (USD)")):
+        return None
+    return ReportFigure(fig, _("Fine-tuning cost by GPU type: {method}, {data} of data, within {deadline} (hollow "
+                               "marker: misses the deadline; no marker: does not fit, or no priced instance in the "
+                               "catalog).").format(method=fmt.method_name(ft.comparison_method),
+                                                   data=ft.comparison_data, deadline=fmt.deadline(ft.deadline_hours)))
+
+
+#: The unit the validation module plots each category in (its base units).
+_VALIDATION_UNITS = {"finetune-memory": N_("bytes"), "serving-memory": N_("bytes"), "weights": N_("bytes"),
+                     "serving-kv-capacity": N_("tokens"), "serving-speed": N_("tokens/s"),
+                     "params": N_("parameters"), "throughput": N_("tokens/s per GPU"),
+                     "time": N_("tokens/s per GPU")}
 
 
 def validation_plot(study: Study) -> ReportFigure | None:
@@ -346,6 +388,22 @@ def validation_plot(study: Study) -> ReportFigure | None:
     if study.validation is None:
         return None
     fig = figure_predicted_vs_measured(study.validation)
-    return ReportFigure(fig, "Predicted against measured, one panel per category (log-log; on the diagonal = exact). "
-                             "Filled markers: this estimator; other markers: the published formulas of other tools "
-                             "where they apply. Throughput and time cases are shown as trained tokens/s per GPU.")
+    # The validation module labels its panels in English and its axes in "base units": name the unit of
+    # each category and translate the words.
+    for ax in fig.axes:
+        title = ax.get_title()
+        code = next((c for c, label in CATEGORY_LABELS.items() if label == title), None)
+        if code is None:
+            continue
+        unit = _(_VALIDATION_UNITS.get(code, N_("as measured")))
+        ax.set_title(fmt.category_name(code), fontsize=10)
+        ax.set_xlabel(_("measured ({unit})").format(unit=unit), fontsize=8)
+        ax.set_ylabel(_("predicted ({unit})").format(unit=unit), fontsize=8)
+    if fig._suptitle is not None:
+        fig.suptitle(_("Predicted against measured (dashed: y = x)"), fontsize=11)
+    # The validation module draws through pyplot; closing the figure there keeps the notebook's inline backend
+    # from showing it a second time (at screen resolution) after this ReportFigure.
+    plt.close(fig)
+    return ReportFigure(fig, _("Predicted against measured, one panel per category (log-log; on the diagonal = exact). "
+                               "Filled markers: this estimator; other markers: the published formulas of other tools "
+                               "where they apply. Throughput and time cases are shown as trained tokens/s per GPU."))

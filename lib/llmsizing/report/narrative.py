@@ -14,14 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmsizing.dataset import LANGUAGE_NAMES
 from llmsizing.planner.audit import AuditRow
+from llmsizing.report import fmt
+from llmsizing.report.fmt import gpu_label
+from llmsizing.report.i18n import N_, _, ngettext
 from llmsizing.report.study import Study
-from llmsizing.report.tables import gpu_label
 from llmsizing.text import clean_text
 from llmsizing.training.frameworks import framework_profile
-from llmsizing.units import GiB, fmt_hours
-from llmsizing.validation.cases import CATEGORY_LABELS
 from llmsizing.validation.run import OURS, head_to_head
 
 __all__ = [
@@ -59,28 +58,31 @@ def esc(text: Any) -> str:
 
 
 def _gib(n_bytes: float, digits: int = 1) -> str:
-    return f"{n_bytes / GiB:,.{digits}f} GiB"
+    return fmt.gib(n_bytes, digits, with_unit=True)
 
 
 def _usd(x: float | None) -> str:
     if x is None or not math.isfinite(x):
-        return "no catalog price"
-    return f"USD {x:,.0f}" if x >= 100 else f"USD {x:,.2f}"
+        return _("no catalog price")
+    return fmt.usd(x, with_unit=True)
 
 
 def method_label(method: str) -> str:
     """'LoRA', 'QLoRA' or 'full fine-tuning'."""
-    return {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}.get(method, method)
+    return fmt.method_name(method)
 
 
 def _deadline(hours: float) -> str:
-    return f"{hours:g} h" if hours < 48 else fmt_hours(hours)
+    return fmt.deadline(hours)
 
 
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
+    return _("{items} and {last}").format(items=_(", ").join(items[:-1]), last=items[-1])
+
+
+# --------------------------------------------------------------------------- executive summary
 
 
 # --------------------------------------------------------------------------- executive summary
@@ -95,19 +97,21 @@ def _users_sentence(study: Study) -> str:
     c = big.users_comparison
     ratios = [m.users_comparison["naive_over_actual"] for m in sv.models]
     if n == 1:
-        return ("One user needs the weights once plus one KV cache; each further user would add only its own "
-                "KV cache, not another copy of the weights.")
-    return (f"**Does {n} users mean {n} × the weights? No.** The weights are loaded once and shared by every "
-            f"user; each user adds only its own KV cache. {esc(big.name)} holds {_gib(c['weights_bytes'])} of "
-            f"weights and {_gib(c['kv_cache_bytes_per_user'], 2)} of KV cache per user at "
-            f"{c['context_tokens']:,} tokens, so {n} users need {_gib(c['total_bytes'])}, not "
-            f"{_gib(c['naive_guess_bytes'])}. Across the models the guess overstates memory "
-            f"{min(ratios):.1f} to {max(ratios):.1f} times.")
+        return _("One user needs the weights once plus one KV cache; each further user would add only its own "
+                 "KV cache, not another copy of the weights.")
+    return _("**Does {n} users mean {n} × the weights? No.** The weights are loaded once and shared by every user; "
+             "each user adds only its own KV cache. {model} holds {weights} ({precision}) of weights and {kv} of KV "
+             "cache per user at {tokens} tokens, so {n} users need {total}, not {guess}. Across the models the guess "
+             "overstates memory {range} times.").format(
+        n=fmt.integer(n), model=esc(big.name), weights=_gib(c["weights_bytes"]),
+        precision=fmt.precision_name(big.preferred.precision), kv=_gib(c["kv_cache_bytes_per_user"], 2),
+        tokens=fmt.tokens(c["context_tokens"]), total=_gib(c["total_bytes"]), guess=_gib(c["naive_guess_bytes"]),
+        range=_range(ratios, lambda r: fmt.number(r, 1)))
 
 
-def _range(values: list[float], fmt: Any) -> str:
+def _range(values: list[float], f: Any) -> str:
     lo, hi = min(values), max(values)
-    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
+    return f(lo) if f(lo) == f(hi) else _("{lo} to {hi}").format(lo=f(lo), hi=f(hi))
 
 
 def _finetune_extremes(study: Study) -> str:
@@ -123,20 +127,38 @@ def _finetune_extremes(study: Study) -> str:
         miss = [c for c in ok if not c.plan.meets_deadline]
         bits = []
         if met:
-            bits.append(f"{_range([c.plan.gpus for c in met], lambda n: f'{n:,}')} GPUs")
+            bits.append(_("{gpus} GPUs").format(gpus=_range([c.plan.gpus for c in met], fmt.integer)))
             costs = [c.plan.cost_usd for c in met if c.plan.cost_usd is not None]
             if costs:
-                bits.append(f"{_range(costs, _usd)} per run")
+                bits.append(_("{cost} per run").format(cost=_range(costs, _usd)))
         if miss:
             names = _join([esc(ft.model_names.get(c.model, c.model)) for c in miss])
-            bits.append(f"{names} cannot finish within {_deadline(ft.deadline_hours)} on any GPU count searched")
+            bits.append(_("{models} cannot finish within {deadline} on any GPU count searched").format(
+                models=names, deadline=_deadline(ft.deadline_hours)))
         if len(ok) < len(cells):
-            bits.append(f"{len(cells) - len(ok)} model{'s' if len(cells) - len(ok) != 1 else ''} cannot be "
-                        "trained this way at all")
+            k = len(cells) - len(ok)
+            bits.append(ngettext("{n} model cannot be trained this way at all",
+                                 "{n} models cannot be trained this way at all", k).format(n=k))
         if bits:
             label = method_label(method)
-            sentences.append(f"{label[0].upper()}{label[1:]} on {esc(largest)}: " + "; ".join(bits) + ".")
+            sentences.append(_("{method} on {data}: {facts}.").format(
+                method=label[0].upper() + label[1:], data=esc(largest), facts=_("; ").join(bits)))
     return " ".join(sentences)
+
+
+def _one_card_sentence(study: Study) -> str:
+    """A single-GPU scenario says how long its data takes on that one card."""
+    ft = study.finetune
+    if not ft.one_gpu:
+        return ""
+    out = []
+    for c in ft.one_gpu:
+        text = _("{method} on {data} takes {time}").format(method=method_label(c.method), data=esc(c.data),
+                                                           time=fmt.hours(c.plan.hours))
+        if not c.plan.meets_deadline:
+            text += " " + _("(more than the deadline of {deadline})").format(deadline=_deadline(ft.deadline_hours))
+        out.append(text)
+    return _("On one {gpu}: {facts}.").format(gpu=esc(gpu_label(ft.gpu)), facts=_("; ").join(out))
 
 
 def summary_intro(study: Study) -> Narrative:
@@ -145,20 +167,23 @@ def summary_intro(study: Study) -> Narrative:
     asks = []
     if study.serving is not None:
         sv = study.serving
-        asks.append(f"serving {len(sv.models)} model{'s' if len(sv.models) != 1 else ''} to {sv.users} concurrent "
-                    f"user{'s' if sv.users != 1 else ''} with {sv.context_tokens:,} tokens of context each")
+        asks.append(ngettext("serving {n} model to {users} concurrent users with {tokens} tokens of context each",
+                             "serving {n} models to {users} concurrent users with {tokens} tokens of context each",
+                             len(sv.models)).format(n=len(sv.models), users=fmt.integer(sv.users),
+                                                    tokens=fmt.tokens(sv.context_tokens)))
     if study.finetune is not None:
         ft = study.finetune
-        what = "them" if study.serving is not None else _join([esc(n) for n in ft.model_names.values()])
-        asks.append(f"fine-tuning {what} on {_join([esc(d) for d in ft.data_sizes])} of data within "
-                    f"{_deadline(ft.deadline_hours)} per run")
-    who = f", prepared for {esc(sc.customer)}," if sc.customer else ""
-    out = [f"This report{who} sizes the hardware for {_join(asks)}. Every figure is an estimate from the "
-           "models' published architectures, the GPUs' datasheets and the assumptions listed in Appendix A; "
-           "the tables below give the answer, the sections after them the detail."]
+        what = _("them") if study.serving is not None else _join([esc(n) for n in ft.model_names.values()])
+        asks.append(_("fine-tuning {what} on {data} of data within {deadline} per run").format(
+            what=what, data=_join([esc(d) for d in ft.data_sizes]), deadline=_deadline(ft.deadline_hours)))
+    text = (_("This report, prepared for {customer}, sizes the hardware for {asks}.") if sc.customer
+            else _("This report sizes the hardware for {asks}.")).format(customer=esc(sc.customer), asks=_join(asks))
+    out = [text + " " + _("Every figure is an estimate from the models' published architectures, the GPUs' "
+                          "datasheets and the assumptions listed in Appendix A; the tables below are what to buy, "
+                          "the sections after them the detail.")]
     notes = sc.notes.strip()
     if notes:
-        out.append(f"*Notes:* {esc(notes)}")
+        out.append(_("*Notes:* {notes}").format(notes=esc(notes)))
     return Narrative("\n\n".join(out))
 
 
@@ -169,11 +194,11 @@ def summary_serving(study: Study) -> Narrative:
 
 def summary_finetune(study: Study) -> Narrative:
     """The executive summary's fine-tuning conclusion (largest data size per method) and the audit."""
-    out = [_finetune_extremes(study)]
+    out = [_one_card_sentence(study), _finetune_extremes(study)]
     if study.audit is not None:
         summary = audit_summary(study.audit)
         if summary:
-            out.append(f"**The hand-made table.** {esc(summary)} Details: the audit section.")
+            out.append(_("**The hand-made table.** {summary} Details: the audit section.").format(summary=esc(summary)))
     return Narrative("\n\n".join(p for p in out if p))
 
 
@@ -183,134 +208,133 @@ def summary_finetune(study: Study) -> Narrative:
 def serving_intro(study: Study) -> Narrative:
     sv = study.serving
     sc = study.scenario
-    prec = ("each model in its published checkpoint format" if sc.precision == "native"
-            else f"weights in {esc(sc.precision)}")
-    return Narrative(
-        f"Each model is sized for {sv.users} concurrent user{'s' if sv.users != 1 else ''}, each holding "
-        f"{sv.context_tokens:,} tokens of context (prompt plus answer; reasoning models write long answers), "
-        f"served by {esc(sv.engine)} with {prec}. For every candidate GPU type the estimator finds the smallest "
-        "layout (tensor parallel inside a node, then pipeline stages across nodes) whose memory holds the "
-        "weights, the runtime reserve and a KV-cache pool large enough for all users.")
+    prec = (_("each model in its published checkpoint format") if sc.precision == "native"
+            else _("weights in {precision}").format(precision=fmt.precision_name(sc.precision)))
+    return Narrative(_(
+        "Each model is sized for {users} concurrent users, each holding {tokens} tokens of context (prompt plus "
+        "answer; reasoning models write long answers), served by {engine} with {precision}. For every candidate GPU "
+        "type the estimator finds the smallest layout (tensor parallel inside a node, then pipeline stages across "
+        "nodes) whose memory holds the weights, the runtime reserve and a KV-cache pool large enough for all "
+        "users.").format(users=fmt.integer(sv.users), tokens=fmt.tokens(sv.context_tokens), engine=esc(sv.engine),
+                         precision=prec))
 
 
 def users_vs_weights_text(study: Study) -> Narrative:
-    sv = study.serving
-    n = sv.users
-    return Narrative(
-        f"A common rule of thumb says {n} users need {n} × the model's weights. They do not: a serving engine "
-        "loads the weights once and runs every user's request through the same copy, batching them together. "
-        "What each user adds is its KV cache — the attention keys and values of every token in its context — "
-        "which grows with the context length and the model's attention layout (grouped-query attention shares "
-        "key/value heads; DeepSeek-R1's multi-head latent attention caches one compressed latent per token and "
-        "layer). The table shows both numbers.")
+    n = fmt.integer(study.serving.users)
+    return Narrative(_(
+        "A common rule of thumb says {n} users need {n} × the model's weights. They do not: a serving engine loads "
+        "the weights once and runs every user's request through the same copy, batching them together. What each "
+        "user adds is its KV cache — the attention keys and values of every token in its context — which grows "
+        "with the context length and the model's attention layout (grouped-query attention shares key/value heads; "
+        "DeepSeek-R1's multi-head latent attention caches one compressed latent per token and layer). The table "
+        "shows both numbers.").format(n=n))
 
 
 def finetune_intro(study: Study) -> Narrative:
     ft = study.finetune
     sc = study.scenario
-    return Narrative(
-        f"For each model, method and data size the planner searches GPU counts on {esc(gpu_label(ft.gpu))} "
-        "(1, 2, 4, then whole nodes) and, for each count, every layout that fits in GPU memory (tensor, pipeline "
-        "and data parallel degrees, ZeRO stage, offload, gradient checkpointing, micro-batch). It reports the "
-        f"smallest count whose fastest layout finishes within {_deadline(ft.deadline_hours)}, including loading "
-        "the model, tokenizing the data and saving checkpoints. "
-        f"Training runs {sc.epochs:g} epoch{'s' if sc.epochs != 1 else ''} at {sc.seq_len:,} tokens per sequence "
-        f"with {esc(sc.optimizer)} in {esc(sc.train_precision)}; LoRA and QLoRA use rank {sc.lora_rank} on all "
-        "linear layers. Data sizes are bytes of raw text "
-        f"({esc(_language(sc.language))}), converted to tokens with each model's tokenizer. "
-        f"Memory assumes the {esc(framework_profile(sc.framework).label)} training stack; a layout counts as "
-        "fitting only when the high end of its memory range (from published runs the model was not fitted on) "
-        "plus a safety margin fits in GPU memory.")
-
-
-def _language(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)
+    return Narrative(_(
+        "For each model, method and data size the planner searches GPU counts on {gpu} (1, 2, 4, then whole nodes) "
+        "and, for each count, every layout that fits in GPU memory (tensor, pipeline and data parallel degrees, ZeRO "
+        "stage, offload, gradient checkpointing, micro-batch). It reports the smallest count whose fastest layout "
+        "finishes within {deadline}, including loading the model, tokenizing the data and saving checkpoints. "
+        "Training runs {epochs} epoch(s) at {seq_len} tokens per sequence with the {optimizer} optimizer in "
+        "{precision}; LoRA and QLoRA use rank {rank} on all linear layers. Data sizes are bytes of raw text "
+        "({language}), converted to tokens with each model's tokenizer.").format(
+        gpu=esc(gpu_label(ft.gpu)), deadline=_deadline(ft.deadline_hours), epochs=fmt.value(sc.epochs, ""),
+        seq_len=fmt.tokens(sc.seq_len), optimizer=esc(sc.optimizer), precision=fmt.precision_name(sc.train_precision),
+        rank=sc.lora_rank, language=esc(fmt.language_name(sc.language)))
+        + " " + _("Memory assumes the {framework} training stack; a layout counts as fitting only when the high end "
+                  "of its memory range (from published runs the model was not fitted on) plus a safety margin fits "
+                  "in GPU memory.").format(framework=esc(framework_profile(sc.framework).label)))
 
 
 def assumptions_intro(study: Study) -> Narrative:
     n = len(study.assumptions.table(only_used=True))
-    return Narrative(
-        f"The estimates above read the {n} named assumptions below — efficiencies, overheads, bytes per token, "
-        "prices and limits — each with its source. An analyst changes one in the scenario file "
-        "(`assumptions: {name: value}`) or in the notebook's parameters, re-runs the report, and the numbers "
-        "change accordingly; changed values are marked with their defaults.")
+    return Narrative(_(
+        "The estimates above read the {n} named assumptions below — efficiencies, overheads, bytes per token, prices "
+        "and limits — each with its source. An analyst changes one under the key assumptions of the scenario file "
+        "(a name and its new value) or in the notebook's parameters, re-runs the report, and the numbers change "
+        "accordingly; changed values are marked with their defaults.").format(n=n))
 
 
 # --------------------------------------------------------------------------- methodology
 
 
-_METHOD_COMMON = """
-**Parameters and weights.** Parameter counts come from each model's `config.json`, layer by layer
-(embeddings, attention, MLP or experts, norms, output head), and match the published totals to the
-parameter. Weight memory = Σ parameters × bytes per parameter of the storage format, including
-quantization scales (FP8 block scales, GPTQ/AWQ group scales, NF4 constants); layers that stay in
-16-bit under a quantization (embeddings, output head, norms, routers) are counted as such. Mixture-of-experts
-models hold all experts in memory (total parameters) but compute with the active ones.
-"""
+_METHOD_COMMON = (N_(
+    "**Parameters and weights.** Parameter counts come from each model's config.json, layer by layer (embeddings, "
+    "attention, MLP or experts, norms, output head), and match the published totals to the parameter. Weight memory "
+    "= Σ parameters × bytes per parameter of the storage format, including quantization scales (FP8 block scales, "
+    "GPTQ/AWQ group scales, NF4 constants); layers that stay in 16-bit under a quantization (embeddings, output "
+    "head, norms, routers) are counted as such. Mixture-of-experts models hold all experts in memory (total "
+    "parameters) but compute with the active ones."),)
 
-_METHOD_SERVING = """
-**KV cache.** Per token and layer, grouped-query attention caches 2 × kv_heads × head_dim values
-(keys and values); DeepSeek's multi-head latent attention caches one latent of kv_lora_rank +
-qk_rope_head_dim = 512 + 64 = 576 values, as vLLM and SGLang do (DeepSeek-V2 paper, arXiv:2405.04434 §2.1).
-KV bytes per user = values per token and layer × layers × bytes per value × context tokens.
+_METHOD_SERVING = (
+    N_("**KV cache.** Per token and layer, grouped-query attention caches 2 × kv_heads × head_dim values (keys and "
+       "values); DeepSeek's multi-head latent attention caches one latent of kv_lora_rank + qk_rope_head_dim = 512 "
+       "+ 64 = 576 values, as vLLM and SGLang do (DeepSeek-V2 paper, arXiv:2405.04434 §2.1). KV bytes per user = "
+       "values per token and layer × layers × bytes per value × context tokens."),
+    N_("**Serving memory and GPU count.** vLLM profiles one forward pass and sets the KV-cache pool to total memory "
+       "× gpu_memory_utilization − (weights + activation peak + non-PyTorch memory) (vLLM "
+       "gpu_worker.determine_available_memory); SGLang and transformers are modelled after their own start-up "
+       "logic. The smallest tensor-parallel degree (then pipeline stages across nodes) whose pool holds users × "
+       "context tokens is chosen. Weights are sharded the way vLLM shards them (column/row-parallel linears and "
+       "vocabulary ÷ TP; MLA down-projections and norms replicated)."),
+    N_("**Speed.** A decode step takes the longer of bytes read ÷ (memory bandwidth × efficiency) and FLOP ÷ (peak "
+       "× efficiency), plus tensor-parallel all-reduces and a fixed per-step overhead; each user gets one token per "
+       "step. Bytes read = the weights on the GPU (for MoE only the experts the batch touches, E·(1 − (1 − k/E)^B)) "
+       "plus every user's KV cache. Time to first token = the prompt's FLOP (2 per active weight per token plus "
+       "attention) at the same efficiencies. These are roofline estimates, not measurements."),
+    N_("**Cost of serving.** Nodes = ⌈GPUs ÷ GPUs per instance⌉; cost per hour = nodes × the instance's on-demand "
+       "price (catalog, with provider, region and date in the appendix)."),
+)
 
-**Serving memory and GPU count.** vLLM profiles one forward pass and sets the KV-cache pool to
-total memory × gpu_memory_utilization − (weights + activation peak + non-PyTorch memory)
-(vLLM `gpu_worker.determine_available_memory`); SGLang and transformers are modelled after their own
-start-up logic. The smallest tensor-parallel degree (then pipeline stages across nodes) whose pool holds
-users × context tokens is chosen. Weights are sharded the way vLLM shards them (column/row-parallel
-linears and vocabulary ÷ TP; MLA down-projections and norms replicated).
+_METHOD_FINETUNE = (
+    N_("**Fine-tuning memory.** Model states follow ZeRO (Rajbhandari et al. 2020, arXiv:1910.02054 §3): mixed "
+       "precision with AdamW costs 2 (BF16 weight) + 2 (gradient) + 12 (FP32 master weight and two moments) = 16 "
+       "bytes per trainable parameter; pure BF16 8 bytes; ZeRO stages 1-3 divide optimizer states, gradients and "
+       "weights by the data-parallel degree. LoRA trains rank-r adapters only (r × (in + out) per adapted linear); "
+       "QLoRA stores the frozen base in 4-bit NF4 with double-quantized constants (Dettmers et al. 2023, "
+       "arXiv:2305.14314 §3). Activations are the tensors autograd saves, layer by layer; with gradient "
+       "checkpointing one input per layer plus one recomputed layer (Korthikanti et al. 2022, arXiv:2205.05198). "
+       "Peak = the largest of the loss, backward and optimizer-step phases, plus allocator slack, CUDA context and "
+       "NCCL buffers."),
+    N_("**Data to tokens.** Tokens = bytes of text ÷ bytes per token of the model's tokenizer for the language; "
+       "tokens processed = tokens × epochs ÷ packing efficiency."),
+    N_("**Compute and time.** FLOP per token = 6N + 3A for full fine-tuning and 4N + 6N_adapter + 3A for "
+       "LoRA/QLoRA (N: active matmul parameters, A: attention FLOP at the sequence length), plus the recompute "
+       "forward of gradient checkpointing (Chowdhery et al. 2022 App. B; Narayanan et al. 2021, arXiv:2104.04473). "
+       "Time of one step = micro-batches × (compute ÷ (GPUs × peak × MFU) + exposed tensor/pipeline/expert/ZeRO "
+       "communication) + the pipeline bubble (p − 1)/m + exposed data-parallel gradient all-reduce, with ring "
+       "collectives costing 2(n − 1)/n × bytes ÷ bandwidth (Patarasuk & Yuan 2009). Total = steps × step time + "
+       "loading the model + tokenizing + saving checkpoints. MFU is a named assumption per method and GPU "
+       "generation."),
+    N_("**Cluster and cost.** Nodes, CPU cores (per GPU plus tokenization), host RAM (per process, offloaded states, "
+       "staging), shared storage (raw and tokenized data, base model, checkpoints, headroom) and the network each "
+       "node needs (inter-node traffic that must hide behind compute; RDMA above a threshold) follow from the plan. "
+       "Cost = nodes × on-demand price per instance-hour × hours."),
+)
 
-**Speed.** A decode step takes the longer of bytes read ÷ (memory bandwidth × efficiency) and
-FLOP ÷ (peak × efficiency), plus tensor-parallel all-reduces and a fixed per-step overhead; each user gets
-one token per step. Bytes read = the weights on the GPU (for MoE only the experts the batch touches,
-E·(1 − (1 − k/E)^B)) plus every user's KV cache. Time to first token = the prompt's FLOP (2 per active
-weight per token plus attention) at the same efficiencies. These are roofline estimates, not measurements.
-
-**Cost of serving.** Nodes = ⌈GPUs ÷ GPUs per instance⌉; cost per hour = nodes × the instance's on-demand
-price (catalog, with region and date).
-"""
-
-_METHOD_FINETUNE = """
-**Fine-tuning memory.** Model states follow ZeRO (Rajbhandari et al. 2020, arXiv:1910.02054 §3): mixed
-precision with AdamW costs 2 (bf16 weight) + 2 (gradient) + 12 (fp32 master weight and two moments) = 16 bytes
-per trainable parameter; pure bf16 8 bytes; ZeRO stages 1-3 divide optimizer states, gradients and weights
-by the data-parallel degree. LoRA trains rank-r adapters only (r × (in + out) per adapted linear); QLoRA
-stores the frozen base in 4-bit NF4 with double-quantized constants (Dettmers et al. 2023, arXiv:2305.14314 §3).
-Activations are the tensors autograd saves, layer by layer; with gradient checkpointing one input per layer
-plus one recomputed layer (Korthikanti et al. 2022, arXiv:2205.05198). Peak = the largest of the loss,
-backward and optimizer-step phases, plus allocator slack, CUDA context and NCCL buffers.
-
-**Data to tokens.** Tokens = bytes of text ÷ bytes per token of the model's tokenizer for the language;
-tokens processed = tokens × epochs ÷ packing efficiency.
-
-**Compute and time.** FLOP per token = 6N + 3A for full fine-tuning and 4N + 6N_adapter + 3A for LoRA/QLoRA
-(N: active matmul parameters, A: attention FLOP at the sequence length), plus the recompute forward of
-gradient checkpointing (Chowdhery et al. 2022 App. B; Narayanan et al. 2021, arXiv:2104.04473). Time of one
-step = micro-batches × (compute ÷ (GPUs × peak × MFU) + exposed tensor/pipeline/expert/ZeRO communication)
-+ the pipeline bubble (p − 1)/m + exposed data-parallel gradient all-reduce, with ring collectives costing
-2(n − 1)/n × bytes ÷ bandwidth (Patarasuk & Yuan 2009). Total = steps × step time + loading the model +
-tokenizing + saving checkpoints. MFU is a named assumption per method and GPU generation.
-
-**Cluster and cost.** Nodes, CPU cores (per GPU plus tokenization), host RAM (per process, offloaded states,
-staging), shared storage (raw and tokenized data, base model, checkpoints, headroom) and the network each node
-needs (inter-node traffic that must hide behind compute; RDMA above a threshold) follow from the plan.
-Cost = nodes × on-demand price per instance-hour × hours.
-"""
+_METHOD_SOURCES = N_(
+    "**Sources.** Model architectures: each model's Hugging Face config.json. GPU figures: vendor datasheets and "
+    "whitepapers (dense, not sparse, throughput). Instance prices: the providers' on-demand price lists (provider, "
+    "region and date in the appendix). Every tunable constant, with its own source, is listed in Appendix A.")
 
 
 def methodology(study: Study) -> Narrative:
     """Formulas and sources of the estimates in this report."""
-    parts = [_METHOD_COMMON.strip()]
+    parts = list(_METHOD_COMMON)
     if study.serving is not None:
-        parts.append(_METHOD_SERVING.strip())
+        parts += _METHOD_SERVING
     if study.finetune is not None:
-        parts.append(_METHOD_FINETUNE.strip())
-    parts.append("**Sources.** Model architectures: each model's Hugging Face `config.json`. GPU figures: vendor "
-                 "datasheets and whitepapers (dense, not sparse, throughput). Instance prices: the providers' "
-                 "on-demand price lists (region and date in the catalog). Every tunable constant, with its own "
-                 "source, is listed in Appendix A.")
-    return Narrative("\n\n".join(" ".join(p.split("\n")) for p in parts))
+        parts += _METHOD_FINETUNE
+    parts.append(_METHOD_SOURCES)
+    return Narrative("\n\n".join(esc_formula(_(p)) for p in parts))
+
+
+def esc_formula(text: str) -> str:
+    """Keep formula characters (``_``, ``^``, ``*`` inside words) from becoming Markdown emphasis."""
+    return text.replace("_", "\\_")
 
 
 # --------------------------------------------------------------------------- audit and validation
@@ -338,36 +362,36 @@ def audit_summary(audit: list[AuditRow] | None) -> str:
     c = _audit_counts(audit)
     if not c["rows"]:
         return ""
-    def n(key: str, one: str, many: str) -> str:
-        return f"{c[key]} {one if c[key] == 1 else many}"
-
     parts = []
     if c["cannot_hold"]:
-        parts.append(n("cannot_hold", "lists too little GPU memory to hold the model at all",
-                       "list too little GPU memory to hold the model at all"))
+        parts.append(ngettext("{n} lists too little GPU memory to hold the model at all",
+                              "{n} list too little GPU memory to hold the model at all", c["cannot_hold"]))
     if c["does_not_fit"]:
-        parts.append(n("does_not_fit", "does not fit in GPU memory with the layout as written",
-                       "do not fit in GPU memory with the layout as written"))
+        parts.append(ngettext("{n} does not fit in GPU memory with the layout as written",
+                              "{n} do not fit in GPU memory with the layout as written", c["does_not_fit"]))
     if c["late"]:
-        parts.append(n("late", "fits but would not finish within the day", "fit but would not finish within the day"))
+        parts.append(ngettext("{n} fits but would not finish within the day",
+                              "{n} fit but would not finish within the day", c["late"]))
     if c["more_gpus_than_needed"]:
-        parts.append(n("more_gpus_than_needed", "finishes in time but lists more GPUs than needed",
-                       "finish in time but list more GPUs than needed"))
-    parts.append(n("ok", "holds up as written", "hold up as written"))
-    return (f"Of the {c['rows']} rows of the hand-made fine-tuning table, {_join(parts)}. Most rows scale the GPU "
-            "count too slowly with the data: fine-tuning time grows in proportion to the tokens, so 100 × the data "
-            "needs about 100 × the GPU-hours.")
+        parts.append(ngettext("{n} finishes in time but lists more GPUs than needed",
+                              "{n} finish in time but list more GPUs than needed", c["more_gpus_than_needed"]))
+    parts.append(ngettext("{n} holds up as written", "{n} hold up as written", c["ok"]))
+    keys = [k for k in ("cannot_hold", "does_not_fit", "late", "more_gpus_than_needed") if c[k]] + ["ok"]
+    parts = [p.format(n=c[k]) for p, k in zip(parts, keys)]
+    return _("Of the {rows} rows of the hand-made fine-tuning table, {parts}. Most rows scale the GPU count too "
+             "slowly with the data: fine-tuning time grows in proportion to the tokens, so 100 × the data needs "
+             "about 100 × the GPU-hours.").format(rows=c["rows"], parts=_join(parts))
 
 
 def audit_section(study: Study) -> Narrative:
     """Introduction to the audit of the customer's own table."""
     summary = audit_summary(study.audit)
-    intro = ("The original request came with a hand-made table of GPUs, CPU cores, memory, storage and network "
-             "per model and data size, to finish each fine-tuning run within one day. Each row is re-estimated "
-             "below with its own model, method, GPU type and count, and its layout as written (TP, DP, ZeRO where "
-             "stated); the last columns give the smallest GPU count of the same type that meets the deadline. "
-             "'BF16' rows are read as LoRA on a 16-bit base and '4-bit' rows as QLoRA, as the table's notes say; "
-             "data sizes are bytes of text.")
+    intro = _("The original request came with a hand-made table of GPUs, CPU cores, memory, storage and network per "
+              "model and data size, to finish each fine-tuning run within one day. Each row is re-estimated below "
+              "with its own model, method, GPU type and count, and its layout as written (TP, DP, ZeRO where "
+              "stated); the last columns give the smallest GPU count of the same type that meets the deadline. "
+              "'BF16' rows are read as LoRA on a 16-bit base and '4-bit' rows as QLoRA, as the table's notes say; "
+              "data sizes are bytes of text.")
     return Narrative(intro + (f"\n\n{esc(summary)}" if summary else ""))
 
 
@@ -379,7 +403,7 @@ def validation_summary(study: Study) -> Narrative:
     scored = [r for r in v.rows if r.case.supported]
     better, total = 0, 0
     losses = []
-    for cat in CATEGORY_LABELS:
+    for cat in fmt._CATEGORIES:
         for m in v.methods:
             h = head_to_head(v.rows, cat, m)
             if h:
@@ -387,18 +411,21 @@ def validation_summary(study: Study) -> Narrative:
                 if h[1] < h[2]:
                     better += 1
                 else:
-                    losses.append(f"{esc(CATEGORY_LABELS[cat])} against {esc(m)}")
+                    losses.append(_("{category} against {method}").format(category=esc(fmt.category_name(cat)),
+                                                                          method=esc(m)))
     ours = [s for s in v.summaries if s.method == OURS and s.median_abs_error_pct is not None]
-    text = (f"The estimator is checked against {len(scored)} published measurements — fine-tuning peak memory, "
-            "serving KV-cache capacity, weight and file sizes, parameter counts, training throughput and time — "
-            "each with its configuration and source, using the default assumptions. The table gives our error "
-            "per category (error = (estimate − measured) ÷ measured). ")
+    text = _("The estimator is checked against {n} published measurements — fine-tuning peak memory, serving "
+             "KV-cache capacity, weight and file sizes, parameter counts, training throughput and time — each with "
+             "its configuration and source, using the default assumptions. The table gives our error per category "
+             "(error = (estimate − measured) ÷ measured).").format(n=len(scored))
     if ours:
-        text += f"Across categories the median error of our estimates ranges from " \
-                f"{min(s.median_abs_error_pct for s in ours):.1f} % to {max(s.median_abs_error_pct for s in ours):.1f} %. "
+        text += " " + _("Across categories the median error of our estimates ranges from {lo} % to {hi} %.").format(
+            lo=fmt.number(min(s.median_abs_error_pct for s in ours), 1),
+            hi=fmt.number(max(s.median_abs_error_pct for s in ours), 1))
     if total:
-        text += (f"On the cases both cover, our median error is lower than that of the other published methods "
-                 f"({_join([esc(m) for m in v.methods])}) in {better} of {total} comparisons")
-        text += f"; not in: {_join(losses)}." if losses else "."
-    text += " `llmsizing validate` prints every case."
+        text += " " + _("On the cases both cover, our median error is lower than that of the other published "
+                        "methods ({methods}) in {better} of {total} comparisons.").format(
+            methods=_join([esc(m) for m in v.methods]), better=better, total=total)
+        if losses:
+            text += " " + _("Not in: {losses}.").format(losses=_join(losses))
     return Narrative(text)

@@ -25,14 +25,16 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, DEFAULT_FRAMEWORK, ENGINES, FRAMEWORKS,
-                               KV_PRECISIONS, LANGUAGES, METHODS, OPTIMIZERS, TRAIN_PRECISIONS)
+                               KV_PRECISIONS, LANGUAGES, METHODS, OPTIMIZERS, REPORT_LANGUAGES, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
+from llmsizing.planner.audit import load_seed_table
 from llmsizing.text import clean_text
 from llmsizing.units import (GPU_MEMORY_RANGE_BYTES, count_range, parse_data_size, parse_duration_s, parse_latency_s,
                              parse_memory_bytes, parse_tokens, shown_value)
@@ -343,6 +345,38 @@ def _assumptions(value: Any, ctx: Ctx) -> dict:
     return dict(value)
 
 
+#: The shipped scenarios' folder: a relative path in parameters that come from no file (a notebook's
+#: parameters cell) is looked up in the working directory, then here (as ``llmsizing audit`` finds its table).
+PARAMS_DIR = Path(__file__).resolve().parents[3] / "params"
+
+
+def resolve_beside(value: str, where: str) -> Path:
+    """``value`` as a path: absolute as given; relative to the folder of the params file ``where`` when that
+    is a file; otherwise relative to the working directory, else to the shipped ``params/`` folder."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    if Path(where).is_file():
+        return Path(where).parent / p
+    here = Path.cwd() / p
+    return here if here.exists() or not (PARAMS_DIR / p).exists() else PARAMS_DIR / p
+
+
+def _audit_table(value: Any, ctx: Ctx) -> str:
+    """A hand-made hardware table to audit (checked strictly, as ``llmsizing audit`` reads it); '' for none."""
+    _str(value, ctx, max_chars=1000)
+    if value:
+        path = resolve_beside(value, ctx.where)
+        if not path.is_file():
+            raise ctx.fail(f"{value!r}: no such file (a path relative to the params file, e.g. "
+                           f"'audit/seed-table.yaml', or empty for no audit)")
+        try:
+            load_seed_table(path)
+        except (ScenarioError, CatalogError) as exc:
+            raise ctx.fail(str(exc)) from None
+    return value
+
+
 # --------------------------------------------------------------------------- the definition
 
 #: Python type of a Scenario field per papermill type name (lists become tuples in a Scenario).
@@ -392,6 +426,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("notes", "str", "", "free text shown under the executive summary", _ALL,
               _text(MAX_TEXT_CHARS["notes"])),
     Parameter("date", "str", "", "report date YYYY-MM-DD (empty: today)", _ALL, _date),
+    Parameter("report_language", "str", "en", "language of the report: en (English) or zh (Simplified Chinese)",
+              _ALL, choices=REPORT_LANGUAGES),
     Parameter("assumptions", "dict", {}, "assumption overrides {name: value}; see 'llmsizing assumptions'", _ALL,
               _assumptions),
     Parameter("models", "list", list(DEEPSEEK_R1_FAMILY), "models: catalog slugs, HF ids or config.json paths",
@@ -437,6 +473,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("framework", "str", DEFAULT_FRAMEWORK,
               "training stack whose memory behaviour the numbers assume: hf-peft, torchtune, litgpt, unsloth, "
               "deepspeed, fsdp, megatron, ...", _TUNE, choices=FRAMEWORKS),
+    # customer
+    Parameter("audit_table", "str", "",
+              "the customer's own hardware table to audit (YAML, relative to the params file); empty: no audit",
+              ("customer",), _audit_table),
 )
 
 _BY_NAME = {p.name: p for p in PARAMETERS}

@@ -275,13 +275,84 @@ def notebook_to_html(
 # --------------------------------------------------------------------------- PDF
 
 
+#: A page whose content reaches less than this share of the text area is "near-empty" (the cover excepted).
+MIN_PAGE_FILL = 0.25
+#: Passes of :func:`_balance_pages` (each re-lays out the document once).
+MAX_LAYOUT_PASSES = 4
+#: The class the report gives a level-1 heading that starts a new page (llmsizing.report.sections.Heading).
+PAGE_BREAK_CLASS = "llmsizing-page-break"
+
+
+def _page_fill(page: Any) -> float:
+    """How far down its text area a laid-out WeasyPrint page's content reaches (0 to 1)."""
+    from weasyprint.formatting_structure import boxes
+
+    box = page._page_box
+    top, height = box.content_box_y(), box.height
+    lowest = top
+    for child in box.children:
+        if isinstance(child, boxes.MarginBox):
+            continue
+        for b in child.descendants():
+            if isinstance(b, (boxes.TextBox, boxes.ReplacedBox)) and b.height:
+                lowest = max(lowest, b.position_y + b.height)
+    return (lowest - top) / height if height else 1.0
+
+
+def _break_heading(page: Any) -> str | None:
+    """The id of the page-break heading that starts ``page``, if one does."""
+    from weasyprint.formatting_structure import boxes
+
+    for child in page._page_box.children:
+        if isinstance(child, boxes.MarginBox):
+            continue
+        for b in child.descendants():
+            el = getattr(b, "element", None)
+            if el is not None and PAGE_BREAK_CLASS in (el.get("class") or "") and el.get("id"):
+                return el.get("id")
+            if isinstance(b, (boxes.TextBox, boxes.ReplacedBox)):
+                return None     # content before any heading
+    return None
+
+
+def _balance_pages(source: str, base_url: str) -> Any:
+    """Lay out the report; where a page (not the cover) is near-empty, let the section after it (or the
+    section it ends) flow on instead of starting a new page, and lay out again."""
+    import weasyprint
+
+    doc = weasyprint.HTML(string=source, base_url=base_url).render(presentational_hints=True)
+    for _ in range(MAX_LAYOUT_PASSES):
+        fills = [_page_fill(p) for p in doc.pages]
+        starts = [_break_heading(p) for p in doc.pages]
+        unforce: set[str] = set()
+        for i in range(1, len(doc.pages)):
+            if fills[i] >= MIN_PAGE_FILL:
+                continue
+            if i + 1 < len(doc.pages) and starts[i + 1]:
+                unforce.add(starts[i + 1])          # a short section: pull the next one up
+            else:
+                earlier = [h for h in starts[2:i + 1] if h]
+                if earlier:
+                    unforce.add(earlier[-1])        # a section's short tail: let the section start mid-page
+        if not unforce:
+            break
+        for heading in unforce:
+            source = source.replace(f'class="{PAGE_BREAK_CLASS}" id="{heading}"', f'id="{heading}"')
+        doc = weasyprint.HTML(string=source, base_url=base_url).render(presentational_hints=True)
+    return doc
+
+
 def html_to_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[str]) -> None:
-    """Typeset an HTML report to PDF with WeasyPrint (A4, page numbers from the stylesheet)."""
+    """Typeset an HTML report to PDF with WeasyPrint (A4, page numbers from the stylesheet).
+
+    Sections start on a new page unless that would leave a page nearly empty (see
+    :func:`_balance_pages`).
+    """
     src = Path(html_path)
     if not src.is_file():
         raise RenderError(f"HTML report {str(src)!r} does not exist; render it before the PDF.")
     try:
-        import weasyprint
+        import weasyprint  # noqa: F401 - fails early, with advice, when the system libraries are missing
     except OSError as exc:  # Pango/HarfBuzz shared libraries missing
         raise RenderError(
             f"WeasyPrint cannot load its system libraries ({_one_line(exc)}); run 'make sysdeps'."
@@ -289,9 +360,8 @@ def html_to_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[s
 
     with _atomic_target(pdf_path, ".pdf") as tmp:
         try:
-            weasyprint.HTML(filename=str(src), base_url=str(src.parent)).write_pdf(
-                str(tmp), presentational_hints=True
-            )
+            doc = _balance_pages(src.read_text(encoding="utf-8"), str(src.parent))
+            doc.write_pdf(str(tmp))
         except Exception as exc:
             raise RenderError(f"Cannot typeset {str(src)!r} to PDF: {type(exc).__name__}: {_one_line(exc)}") from exc
 

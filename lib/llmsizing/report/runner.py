@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from llmsizing import catalog
 from llmsizing.errors import RenderError, ScenarioError
 from llmsizing.files import read_bytes_bounded
 from llmsizing.resources import package_dir
-from llmsizing.report import render, results
+from llmsizing.report import i18n, render, results
 from llmsizing.report.parameters import MAX_PARAMS_FILE_BYTES
 from llmsizing.report.scenario import Scenario, load_scenario
 
@@ -47,6 +47,11 @@ NOTEBOOK_FILE = "report.ipynb"
 HTML_FILE = "report.html"
 PDF_FILE = "report.pdf"
 RESULTS_FILE = "results.json"
+#: Beside the report: every table as a workbook sheet and as a CSV (written by the notebook's last cell).
+XLSX_FILE = "tables.xlsx"
+TABLES_DIR = "tables"
+#: ``progress(scenario, stage, seconds)``: a stage (execute, html, pdf) of a scenario has ended.
+Progress = Callable[[str, str, float], None]
 #: Longest a single notebook cell may run (seconds).
 CELL_TIMEOUT_S = 600
 #: Ownership marker: written into every report folder (and build folder) this tool creates. A folder
@@ -118,6 +123,8 @@ def _finish_results(path: Path, scenario: Scenario, params_path: Path, cover: di
         raise RenderError(f"notebook {scenario.notebook!r} did not write {RESULTS_FILE} "
                           f"(it must call llmsizing.results.save_results(..., results_path))")
     doc = results.read_results(path)
+    if "audit_table" in doc.get("scenario", {}):
+        doc["scenario"]["audit_table"] = scenario.audit_table   # as written, not the build machine's path
     doc["provenance"] = {
         "params_file": params_path.name,
         "params_sha256": _sha256(params_path),
@@ -217,17 +224,25 @@ def run_scenario(
     to: str | Sequence[str] = FORMATS,
     *,
     notebook_dir: str | os.PathLike[str] | None = None,
+    report_language: str | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
     """Build ``<out_dir>/<scenario>/`` from ``params_path``: report.ipynb, results.json, and ``to``.
 
     Raises :class:`~llmsizing.errors.ScenarioError` on bad input (before anything runs) and
     :class:`~llmsizing.errors.RenderError` when executing or rendering fails; in both cases
     the previous report folder, if any, is untouched and no build folder is left behind.
+
+    ``report_language`` (``en``, ``zh``) overrides the scenario's ``report_language``; ``progress``
+    is called as ``progress(scenario, stage, seconds)`` when a stage (execute, html, pdf) ends.
     """
     t0 = time.perf_counter()
     formats = parse_formats(to)
     params = Path(params_path)
     scenario = load_scenario(params)
+    if report_language is not None and report_language != scenario.report_language:
+        scenario = scenario.replace(report_language=report_language)
+    step = progress or (lambda _scenario, _stage, _seconds: None)
     nb_dir = Path(notebook_dir) if notebook_dir is not None else notebooks_dir()
     notebook = nb_dir / scenario.notebook
     if not notebook.is_file():
@@ -251,9 +266,13 @@ def run_scenario(
     failed_nb = root / f"{scenario.scenario_name}.failed.ipynb"
 
     cover = scenario.cover()
+    cover["labels"] = i18n.cover_labels(scenario.report_language, cover["date"])
     parameters = scenario.parameters()
     parameters["date"] = cover["date"]
     parameters["results_path"] = RESULTS_FILE
+    if scenario.audit_table_path is not None:
+        # the notebook runs in the build folder: give it the table's absolute path
+        parameters["audit_table"] = str(scenario.audit_table_path.resolve())
 
     try:
         build = Path(tempfile.mkdtemp(prefix=f".{scenario.scenario_name}.{os.getpid()}.", suffix=".tmp", dir=root))
@@ -274,16 +293,19 @@ def run_scenario(
                                   f"{str(failed_nb)!r})") from exc
             raise RenderError(f"{params}: {exc}") from exc
         timings["execute"] = time.perf_counter() - t
+        step(scenario.scenario_name, "execute", timings["execute"])
         _finish_results(build / RESULTS_FILE, scenario, params, cover)
         _set_cover(ipynb, cover, params)
         if formats:
             t = time.perf_counter()
             render.notebook_to_html(ipynb, build / HTML_FILE, cover)
             timings["html"] = time.perf_counter() - t
+            step(scenario.scenario_name, "html", timings["html"])
         if "pdf" in formats:
             t = time.perf_counter()
             render.html_to_pdf(build / HTML_FILE, build / PDF_FILE)
             timings["pdf"] = time.perf_counter() - t
+            step(scenario.scenario_name, "pdf", timings["pdf"])
             if "html" not in formats:
                 (build / HTML_FILE).unlink()
         os.chmod(build, _file_mode_dir())
@@ -307,6 +329,9 @@ def run_scenario(
         files["html"] = target / HTML_FILE
     if "pdf" in formats:
         files["pdf"] = target / PDF_FILE
+    if (target / XLSX_FILE).is_file():
+        files["xlsx"] = target / XLSX_FILE
+        files["csv"] = target / TABLES_DIR
     return RunResult(scenario.scenario_name, params, target, files, time.perf_counter() - t0, timings)
 
 
@@ -328,6 +353,9 @@ def run_scenarios(
     params_paths: Iterable[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str] = "reports",
     to: str | Sequence[str] = FORMATS,
+    *,
+    report_language: str | None = None,
+    progress: Progress | None = None,
 ) -> list[RunResult]:
     """Validate every params file first, then build each report in turn.
 
@@ -342,9 +370,11 @@ def run_scenarios(
     seen: dict[str, Path] = {}
     for p in paths:
         sc = load_scenario(p)
+        if report_language is not None and report_language != sc.report_language:
+            sc = sc.replace(report_language=report_language)
         if sc.scenario_name in seen:
             raise ScenarioError(f"{p}: key 'scenario_name': {sc.scenario_name!r} is also the scenario of "
                                 f"{seen[sc.scenario_name]}; each report needs its own name")
         seen[sc.scenario_name] = p
-    return [run_scenario(p, out_dir, formats) for p in paths]
+    return [run_scenario(p, out_dir, formats, report_language=report_language, progress=progress) for p in paths]
 

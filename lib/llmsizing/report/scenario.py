@@ -28,8 +28,9 @@ from typing import Any, Mapping
 from llmsizing import __version__, catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.errors import ScenarioError
-from llmsizing.report.parameters import (KINDS, MAX_PARAMS_FILE_BYTES, MAX_TEXT_CHARS, PARAMETERS, Ctx, Parameter,
-                                         parameter, parameters_for, parse_tokens, scenario_name_problem, type_name)
+from llmsizing.report.parameters import (KINDS, MAX_PARAMS_FILE_BYTES, MAX_TEXT_CHARS, PARAMETERS, SLUG_RE, Ctx,
+                                         Parameter, parameter, parameters_for, parse_tokens, resolve_beside,
+                                         scenario_name_problem, type_name)
 from llmsizing.serving import plan as serving_plan
 from llmsizing.training import memory as training
 from llmsizing.units import DataSize, parse_data_size, parse_duration_s
@@ -180,6 +181,11 @@ class _ScenarioMethods:
     def data(self) -> list[DataSize]:
         """Parsed data sizes (:class:`llmsizing.units.DataSize`), in the scenario's order."""
         return [parse_data_size(d) for d in self.data_sizes]
+
+    @property
+    def audit_table_path(self) -> Path | None:
+        """The table to audit, resolved beside the params file (None: no audit)."""
+        return resolve_beside(self.audit_table, self.where) if self.audit_table else None
 
     def make_assumptions(self) -> Assumptions:
         """A fresh :class:`~llmsizing.assumptions.Assumptions` with this scenario's overrides."""

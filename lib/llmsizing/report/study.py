@@ -42,6 +42,7 @@ from llmsizing.planner import plans as planner
 from llmsizing.planner.audit import AuditRow, audit_table
 from llmsizing.planner.cluster import ServingCluster
 from llmsizing.planner.request import FinetunePlan
+from llmsizing.report import i18n
 from llmsizing.report.scenario import Scenario
 from llmsizing.serving import estimate as serving
 from llmsizing.serving.estimate import ServingEstimate
@@ -159,6 +160,7 @@ class FinetuneStudy:
     by_gpu: list[FinetuneCell]                       # model x gpu at (comparison_method, comparison_data)
     scaling: dict[str, list[FinetuneCell]]           # model -> fixed GPU counts
     model_names: dict[str, str] = field(default_factory=dict)
+    one_gpu: list[FinetuneCell] = field(default_factory=list)  # one model, one GPU type: every size on 1 GPU
 
     def cell(self, model: str, method: str, data: str) -> FinetuneCell:
         for c in self.matrix:
@@ -193,9 +195,19 @@ def _finetune_study(sc: Scenario, a: Assumptions) -> FinetuneStudy:
         top = max(16, 4 * planned.plan.gpus) if planned.ok and planned.plan.fits else 16
         cells = (_plan(sc, a, spec, comp_method, gpu, comp_data, gpus=n) for n in SCALING_GPU_COUNTS if n <= top)
         scaling[spec.slug] = [c for c in cells if c.ok and c.plan.fits]
+    one_gpu = []
+    if len(specs) == 1 and len(sc.gpus) == 1:
+        # "how long does 1GB take on the one card?": the single-GPU plan of every cell, deadline or not
+        for c in matrix:
+            if c.ok and c.plan.fits and c.plan.gpus == 1:
+                one_gpu.append(c)
+            elif c.ok:
+                one = _plan(sc, a, specs[0], c.method, gpu, c.data, gpus=1)
+                if one.ok and one.plan.fits:
+                    one_gpu.append(one)
     return FinetuneStudy(gpu=gpu, methods=sc.methods, data_sizes=data_sizes, deadline_hours=sc.deadline_hours,
                          comparison_method=comp_method, comparison_data=comp_data, matrix=matrix, by_gpu=by_gpu,
-                         scaling=scaling, model_names={s.slug: s.name for s in specs})
+                         scaling=scaling, model_names={s.slug: s.name for s in specs}, one_gpu=one_gpu)
 
 
 # --------------------------------------------------------------------------- the study
@@ -211,6 +223,7 @@ class Study:
     finetune: FinetuneStudy | None = None
     audit: list[AuditRow] | None = None
     validation: ValidationResult | None = None    # customer reports; not in results.json
+    shown_tables: list[Any] = field(default_factory=list)   # every table the report showed (tables.xlsx)
 
     def numbers(self) -> dict[str, Any]:
         """The ``results`` section of results.json (see :func:`results_numbers`)."""
@@ -219,6 +232,7 @@ class Study:
 
 def run_study(scenario: Scenario) -> Study:
     """Compute everything the scenario's report needs (serving, fine-tuning, the audit)."""
+    i18n.activate(scenario.report_language)   # the notebook kernel formats in the report's language
     a = scenario.make_assumptions()
     study = Study(scenario=scenario, assumptions=a)
     if scenario.kind in ("serving", "customer"):
@@ -226,7 +240,8 @@ def run_study(scenario: Scenario) -> Study:
     if scenario.kind in ("finetune", "customer"):
         study.finetune = _finetune_study(scenario, a)
     if scenario.kind == "customer":
-        study.audit = _audit(a)
+        if scenario.audit_table:
+            study.audit = _audit(scenario, a)
         study.validation = _validation()
     return study
 
@@ -240,9 +255,9 @@ def _validation() -> ValidationResult:
     return run_validation()
 
 
-def _audit(a: Assumptions) -> list[AuditRow]:
-    """The audit of the customer's own table (``llmsizing.planner.audit``: one ``AuditRow`` per row)."""
-    return audit_table(assumptions=a)
+def _audit(sc: Scenario, a: Assumptions) -> list[AuditRow]:
+    """The audit of the scenario's ``audit_table`` (``llmsizing.planner.audit``: one ``AuditRow`` per row)."""
+    return audit_table(sc.audit_table_path, assumptions=a)
 
 
 # --------------------------------------------------------------------------- results.json

@@ -10,7 +10,6 @@ escaped) and which tests read through ``.df``.
 from __future__ import annotations
 
 import html
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from llmsizing import catalog
+from llmsizing.report import fmt
+from llmsizing.report.fmt import DASH, gpu_label
+from llmsizing.report.i18n import NBSP, _, ngettext
 from llmsizing.report.study import FinetuneCell, FinetuneStudy, Study
 from llmsizing.serving.estimate import ServingEstimate
-from llmsizing.units import GiB, fmt_count, fmt_gb, fmt_hours
-from llmsizing.validation.cases import CATEGORY_LABELS
+
 from llmsizing.validation.run import OURS
 
 __all__ = [
@@ -34,68 +34,49 @@ __all__ = [
     "finetune_bill_of_materials",
     "finetune_by_gpu",
     "finetune_cost_matrix",
-    "finetune_at_a_glance",
     "finetune_matrix",
     "gpu_label",
     "other_bills_of_materials",
-    "serving_at_a_glance",
     "serving_options",
     "serving_summary",
     "users_vs_weights",
     "validation_table",
 ]
 
-DASH = "—"
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def gpu_label(slug: str) -> str:
-    """Short display name of a catalog GPU ("H100 SXM5 80GB")."""
-    try:
-        name = catalog.load_gpu(slug).name
-    except Exception:  # noqa: BLE001 - a label must never fail a report
-        return slug
-    return re.sub(r"^(NVIDIA|AMD|Intel|Huawei)\s+(GeForce\s+)?", "", name)
-
-
 def _num(x: float | None, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return DASH
-    return f"{x:,.{digits}f}"
+    return fmt.number(x, digits)
 
 
 def _gib(n_bytes: float | None, digits: int = 1) -> str:
-    return DASH if n_bytes is None else _num(n_bytes / GiB, digits)
+    return fmt.gib(n_bytes, digits)
 
 
 def _int(n: int | float | None) -> str:
-    return DASH if n is None else f"{int(round(n)):,}"
+    return DASH if n is None else fmt.integer(n)
 
 
 def _usd(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return DASH
-    return f"{x:,.0f}" if x >= 100 else f"{x:,.2f}"
+    return fmt.usd(x)
 
 
 def _hours(h: float | None) -> str:
-    if h is None:
-        return DASH
-    return "< 0.1 min" if h * 60 < 0.05 else fmt_hours(h)
+    return fmt.hours(h)
 
 
 def _method(method: str) -> str:
-    return {"lora": "LoRA", "qlora": "QLoRA", "full": "full"}.get(method, method)
+    return fmt.method_name(method)
 
 
 def _deadline(hours: float) -> str:
-    return f"{hours:g} h" if hours < 48 else _hours(hours)
+    return fmt.deadline(hours)
 
 
 def _count(n: float | None) -> str:
-    return DASH if n is None else fmt_count(n)
+    return fmt.count(n)
+
+
+def _gpus(n: int) -> str:
+    return ngettext("{n} GPU", "{n} GPUs", n).format(n=fmt.integer(n)).replace(" ", NBSP)
 
 
 # --------------------------------------------------------------------------- Table
@@ -105,9 +86,17 @@ def _count(n: float | None) -> str:
 # break anywhere, which splits short headers like "Model" mid-word in narrow columns).
 _TABLE_STYLE = ("<style>.llmsizing-table table{width:100%;font-size:8pt}"
                 ".llmsizing-table-assumptions table,.llmsizing-table-audit table,.llmsizing-table[class*=bom] table{font-size:7pt}"
-                ".llmsizing-table th,.llmsizing-table td{overflow-wrap:normal;word-break:normal;"
-                "padding:2pt 4pt}</style>")
+                ".llmsizing-table-wide table{font-size:6.8pt}"
+                ".llmsizing-table th,.llmsizing-table td{overflow-wrap:break-word;word-break:normal;hyphens:manual;"
+                "padding:2pt 3pt}"
+                ".llmsizing-table-fixed table{table-layout:fixed}"
+                ".llmsizing-table-fixed td{overflow-wrap:anywhere}"
+                ".llmsizing-table-notes{break-before:avoid;page-break-before:avoid}"
+                ".llmsizing-table-launch td:last-child{font-family:'DejaVu Sans Mono',monospace;font-size:6.8pt}"
+                "</style>")
 _NUMERIC_CELL = re.compile(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?( ?[%×x])?$")
+# Wide tables (many columns) print smaller so they stay inside the text column.
+_WIDE_COLUMNS = 8
 
 
 @dataclass
@@ -118,6 +107,7 @@ class Table:
     caption: str
     notes: list[str] = field(default_factory=list)
     key: str = ""
+    widths: list[float] | None = None   # column widths in % of the text width (fixed layout); None: automatic
 
     def _align(self, col: str) -> str:
         cells = [str(v) for v in self.df[col] if str(v) not in ("", DASH)]
@@ -133,10 +123,18 @@ class Table:
             body.append(f"<tr>{cells}</tr>")
         notes = "".join(f"<p class=\"llmsizing-table-note\" style=\"font-size:8pt;color:#444;margin:0.2em 0\">"
                         f"{e(n)}</p>" for n in self.notes)
+        if notes:
+            notes = f'<div class="llmsizing-table-notes">{notes}</div>'
         cls = f"llmsizing-table llmsizing-table-{e(self.key)}" if self.key else "llmsizing-table"
+        if len(self.df.columns) >= _WIDE_COLUMNS:
+            cls += " llmsizing-table-wide"
+        cols = ""
+        if self.widths and len(self.widths) == len(self.df.columns):
+            cls += " llmsizing-table-fixed"
+            cols = "<colgroup>" + "".join(f'<col style="width:{w:g}%">' for w in self.widths) + "</colgroup>"
         return (f'{_TABLE_STYLE}<div class="{cls}">'
                 f'<table><caption style="caption-side:top;text-align:left;font-weight:bold;'
-                f'padding-bottom:3pt">{e(self.caption)}</caption>'
+                f'padding-bottom:3pt">{e(self.caption)}</caption>{cols}'
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}</div>")
 
     def _repr_html_(self) -> str:
@@ -148,15 +146,13 @@ class Table:
 
 
 def _table(rows: Sequence[dict[str, Any]], caption: str, notes: Iterable[str] = (), key: str = "",
-           columns: Sequence[str] | None = None) -> Table:
+           columns: Sequence[str] | None = None, widths: Sequence[float] | None = None) -> Table:
     df = pd.DataFrame(list(rows), columns=list(columns) if columns else None)
-    return Table(df=df, caption=caption, notes=[n for n in notes if n], key=key)
+    return Table(df=df, caption=caption, notes=[n for n in notes if n], key=key,
+                 widths=list(widths) if widths else None)
 
 
 # --------------------------------------------------------------------------- serving
-
-
-NBSP = "\u00a0"
 
 
 def _layout(est: ServingEstimate) -> str:
@@ -177,69 +173,41 @@ def serving_summary(study: Study) -> Table:
     for m in sv.models:
         est = m.preferred
         rows.append({
-            "Model": m.name,
-            "Weights (GiB)": _gib(est.weights_bytes_total),
-            "KV cache per user (GiB)": _gib(m.users_comparison["kv_cache_bytes_per_user"], 2),
-            "GPUs": _int(est.gpus) if est.fits else "does not fit",
-            "Layout": _layout(est) if est.fits else DASH,
-            "Memory per GPU (GiB)": _gib(est.memory_per_gpu.total) if est.fits else DASH,
-            "Max users": _int(est.max_concurrent_users) if est.fits else DASH,
-            "Decode (tokens/s per user)": _num(est.decode_tokens_per_s_per_user, 0),
-            "First token (s)": _num(est.ttft_s, 2),
+            _("Model"): m.name,
+            _("Weights (GiB)"): _gib(est.weights_bytes_total),
+            _("Precision"): fmt.precision_name(est.precision),
+            _("KV cache per user (GiB)"): _gib(m.users_comparison["kv_cache_bytes_per_user"], 2),
+            _("GPUs"): _int(est.gpus) if est.fits else _("does not fit"),
+            _("Layout"): _layout(est) if est.fits else DASH,
+            _("Memory per GPU (GiB)"): _gib(est.memory_per_gpu.total) if est.fits else DASH,
+            _("Max users"): _int(est.max_concurrent_users) if est.fits else DASH,
+            _("Decode (tokens/s per user)"): _num(est.decode_tokens_per_s_per_user, 0),
+            _("First token (s)"): _num(est.ttft_s, 2),
         })
-    precisions = sorted({f"{m.preferred.precision} weights with a {m.preferred.kv_precision} KV cache"
-                         for m in sv.models})
-    notes = [f"{sv.users} concurrent users, {sv.context_tokens:,} tokens of context each (prompt + output), "
-             f"engine {sv.engine}, {'; '.join(precisions)}. Memory per GPU is the most loaded GPU, including the "
-             "engine's runtime reserve; max users is what the KV-cache pool of this layout holds at this context.",
-             "Decode speed and time to first token are roofline estimates (memory bandwidth and FLOP at the "
-             "efficiencies in the assumptions table), not measurements."]
-    return _table(rows, f"Serving: smallest deployment on {gpu_label(gpu)}", notes, key="serving")
+    precisions = sorted({_("{weights} weights with a {kv} KV cache").format(
+        weights=fmt.precision_name(m.preferred.precision), kv=fmt.precision_name(m.preferred.kv_precision))
+        for m in sv.models})
+    notes = [_("{users} concurrent users, {tokens} tokens of context each (prompt + output), engine {engine}, "
+               "{precisions}. Memory per GPU is the most loaded GPU, including the engine's runtime reserve; max "
+               "users is what the KV-cache pool of this layout holds at this context.").format(
+                 users=fmt.integer(sv.users), tokens=fmt.tokens(sv.context_tokens), engine=sv.engine,
+                 precisions="; ".join(precisions)),
+             _("Decode speed and time to first token are roofline estimates (memory bandwidth and FLOP at the "
+               "efficiencies in the assumptions table), not measurements.")]
+    return _table(rows, _("Serving: smallest deployment on {gpu}").format(gpu=gpu_label(gpu)), notes, key="serving")
 
 
-def serving_at_a_glance(study: Study) -> Table:
-    """Executive summary: GPUs per model on the preferred type, and the cheapest option that fits."""
-    sv = study.serving
-    pref = gpu_label(sv.gpus[0])
-    rows = []
-    for m in sv.models:
-        est = m.preferred
-        if est.fits:
-            lay = est.layout
-            nodes = f" ({lay.nodes} nodes)" if lay.nodes > 1 else ""
-            first = f"{est.gpus}{nodes}"
-        else:
-            first = "does not fit"
-        rec = m.recommended
-        cl = m.cluster_by_gpu.get(m.recommended_gpu) if m.recommended_gpu else None
-        rows.append({"Model": m.name, f"GPUs ({pref})": first,
-                     "Cheapest option": f"{rec.gpus} × {gpu_label(m.recommended_gpu)}" if rec else "none fits",
-                     "Cost (USD per hour)": _usd(cl.cost_usd_per_hour) if cl else DASH})
-    notes = [f"{sv.users} concurrent users at {sv.context_tokens:,} tokens each; cost: on-demand cloud instances."]
-    return _table(rows, f"Serving {sv.users} concurrent users: GPUs needed", notes, key="serving-glance")
-
-
-def finetune_at_a_glance(study: Study) -> Table:
-    """Executive summary: GPUs per model and data size for the first method, deadline misses flagged."""
-    ft = study.finetune
-    method = ft.methods[0]
-    rows = []
-    for model in dict.fromkeys(c.model for c in ft.matrix):
-        row = {"Model": ft.model_names.get(model, model)}
-        for d in ft.data_sizes:
-            c = ft.cell(model, method, d)
-            if not c.ok:
-                row[d] = "not possible"
-            elif not c.plan.fits:
-                row[d] = "does not fit"
-            else:
-                row[d] = f"{c.plan.gpus:,}" + ("" if c.plan.meets_deadline else " (late)")
-        rows.append(row)
-    notes = [f"GPUs ({gpu_label(ft.gpu)}) for {_method(method)} to finish within {_deadline(ft.deadline_hours)}; "
-             "'late': even the fastest plan found misses the deadline. All methods, times and costs: "
-             "the fine-tuning section."]
-    return _table(rows, f"Fine-tuning within {_deadline(ft.deadline_hours)} ({_method(method)}): GPUs needed by "
-                        "data size", notes, key="finetune-glance")
+def _offload_note(ft: FinetuneStudy, method: str) -> str:
+    """A caveat for the plans that only fit by offloading states to host RAM."""
+    off = [c for c in ft.matrix if c.method == method and c.ok and c.plan.fits and c.plan.layout.offload != "none"]
+    if not off:
+        return ""
+    worst = max(off, key=lambda c: c.plan.cluster.ram_bytes if c.plan.cluster else 0)
+    ram = worst.plan.cluster.ram_bytes if worst.plan.cluster else None
+    names = sorted({ft.model_names.get(c.model, c.model) for c in off})
+    return _("Caveat: the plans for {models} fit only by offloading optimizer states or weights to host RAM "
+             "(up to {ram} per node), which needs that much server memory and makes each step slower.").format(
+        models=", ".join(names), ram=fmt.gib(ram, 0, with_unit=True))
 
 
 def serving_options(study: Study) -> Table:
@@ -247,42 +215,46 @@ def serving_options(study: Study) -> Table:
     sv = study.serving
     rows = []
     for m in sv.models:
-        row = {"Model": m.name}
+        row = {_("Model"): m.name}
         for g in sv.gpus:
             est = m.by_gpu[g]
             if not est.fits:
-                row[gpu_label(g)] = "does not fit"
+                row[gpu_label(g)] = _("does not fit")
                 continue
             cl = m.cluster_by_gpu.get(g)
-            cost = f", USD {_usd(cl.cost_usd_per_hour)}/h" if cl is not None and cl.cost_usd_per_hour else ""
-            mark = " (recommended)" if g == m.recommended_gpu else ""
-            row[gpu_label(g)] = f"{est.gpus} GPU{'s' if est.gpus != 1 else ''}{cost}{mark}"
+            text = _gpus(est.gpus)
+            if cl is not None and cl.cost_usd_per_hour:
+                text += ", " + _("{usd}/h").format(usd=fmt.usd(cl.cost_usd_per_hour, with_unit=True))
+            if g == m.recommended_gpu:
+                text += " " + _("(recommended)")
+            row[gpu_label(g)] = text
         rows.append(row)
-    notes = ["USD per hour is the on-demand price of the cloud instances holding those GPUs (catalog price, "
-             "region and date per instance; see the methodology appendix). The recommendation is the cheapest "
-             "option that fits; without a price, the first GPU type that fits in the order given."]
-    return _table(rows, "Serving options across GPU types", notes, key="serving-options")
+    notes = [_("USD per hour is the on-demand price of the cloud instances holding those GPUs (catalog price; "
+               "provider, region and price date per instance in the appendix). The recommendation is the cheapest "
+               "option that fits; without a price, the first GPU type that fits in the order given.")]
+    return _table(rows, _("Serving options across GPU types"), notes, key="serving-options")
 
 
 def users_vs_weights(study: Study) -> Table:
     """Weights once + KV per user, against the "users × the weights" guess."""
     sv = study.serving
-    n = sv.users
+    n = fmt.integer(sv.users)
     rows = []
     for m in sv.models:
         c = m.users_comparison
         rows.append({
-            "Model": m.name,
-            "Weights, loaded once (GiB)": _gib(c["weights_bytes"]),
-            "KV cache per user (GiB)": _gib(c["kv_cache_bytes_per_user"], 2),
-            f"{n} users: weights + {n} × KV (GiB)": _gib(c["total_bytes"]),
-            f"Guess: {n} × weights (GiB)": _gib(c["naive_guess_bytes"]),
-            "Guess ÷ actual": f"{c['naive_over_actual']:.2f}×",
+            _("Model"): m.name,
+            _("Weights, loaded once (GiB)"): _gib(c["weights_bytes"]),
+            _("KV cache per user (GiB)"): _gib(c["kv_cache_bytes_per_user"], 2),
+            _("{n} users: weights + {n} × KV (GiB)").format(n=n): _gib(c["total_bytes"]),
+            _("Guess: {n} × weights (GiB)").format(n=n): _gib(c["naive_guess_bytes"]),
+            _("Guess ÷ actual"): f"{_num(c['naive_over_actual'], 2)}×",
         })
     ctx = sv.models[0].users_comparison["context_tokens"] if sv.models else sv.context_tokens
-    notes = [f"Whole-model memory at {ctx:,} tokens per user, before the serving engine's runtime reserve."]
-    return _table(rows, f"{n} users ≈ {n} × the weights? Weights are shared; only the KV cache grows per user",
-                  notes, key="users-vs-weights")
+    notes = [_("Whole-model memory at {tokens} tokens per user, before the serving engine's runtime "
+               "reserve.").format(tokens=fmt.tokens(ctx))]
+    return _table(rows, _("{n} users ≈ {n} × the weights? Weights are shared; only the KV cache grows per "
+                          "user").format(n=n), notes, key="users-vs-weights")
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -290,14 +262,14 @@ def users_vs_weights(study: Study) -> Table:
 
 def _cell_text(cell: FinetuneCell, what: str = "gpus") -> str:
     if not cell.ok:
-        return "not possible"
+        return _("not possible")
     p = cell.plan
     if not p.fits:
-        return "does not fit"
+        return _("does not fit")
     if what == "cost":
         return _usd(p.cost_usd)
-    text = f"{p.gpus} · {_hours(p.hours)}"
-    return text if p.meets_deadline else f"{text} (misses deadline)"
+    text = f"{fmt.integer(p.gpus)} · {_hours(p.hours)}"
+    return text if p.meets_deadline else text + " " + _("(misses deadline)")
 
 
 def _matrix_rows(ft: FinetuneStudy, column: str, what: str) -> list[dict[str, Any]]:
@@ -305,7 +277,7 @@ def _matrix_rows(ft: FinetuneStudy, column: str, what: str) -> list[dict[str, An
     rows = []
     for model in dict.fromkeys(c.model for c in ft.matrix):
         for method in ft.methods:
-            row = {"Model": ft.model_names.get(model, model), "Method": _method(method)}
+            row = {_("Model"): ft.model_names.get(model, model), _("Method"): _method(method)}
             for d in ft.data_sizes:
                 row[column.format(d=d)] = _cell_text(ft.cell(model, method, d), what)
             rows.append(row)
@@ -316,98 +288,119 @@ def finetune_matrix(study: Study) -> Table:
     """Models × methods × data sizes: GPUs and time of the smallest plan that meets the deadline."""
     ft = study.finetune
     rows = _matrix_rows(ft, "{d}", "gpus")
-    notes = [f"Each cell: GPUs ({gpu_label(ft.gpu)}) · wall-clock time of the smallest plan that finishes within "
-             f"{_deadline(ft.deadline_hours)}. 'misses deadline': the fastest plan found, which is still too slow; "
-             "'does not fit': no layout fits in GPU memory.",
-             "Data sizes are bytes of raw text unless they say tokens or samples; the dataset table shows how "
-             "bytes became tokens."]
-    errors = sorted({f"{c.model} {c.method} {c.data}: {c.error}" for c in ft.matrix if not c.ok})
-    notes += [f"Not possible — {e}" for e in errors[:5]]
-    return _table(rows, f"Fine-tuning within {_deadline(ft.deadline_hours)}: GPUs · time", notes, key="finetune-matrix")
+    notes = [_("Each cell: GPUs ({gpu}) · wall-clock time of the smallest plan that finishes within {deadline}. "
+               "'misses deadline': the fastest plan found, which is still too slow; 'does not fit': no layout fits "
+               "in GPU memory.").format(gpu=gpu_label(ft.gpu), deadline=_deadline(ft.deadline_hours)),
+             _("Data sizes are bytes of raw text unless they say tokens or samples; the dataset table shows how "
+               "bytes became tokens.")]
+    bad = [c for c in ft.matrix if not c.ok]
+    if bad:
+        names = sorted({f"{ft.model_names.get(c.model, c.model)} ({_method(c.method)})" for c in bad})
+        notes.append(_("Not possible (the method does not apply to the model): {cases}.").format(
+            cases=", ".join(names[:8])))
+    return _table(rows, _("Fine-tuning within {deadline}: GPUs · time").format(deadline=_deadline(ft.deadline_hours)),
+                  notes, key="finetune-matrix")
 
 
 def finetune_cost_matrix(study: Study) -> Table:
     """Models × methods × data sizes: cost of each run (USD, on-demand instances)."""
     ft = study.finetune
-    rows = _matrix_rows(ft, "{d} (USD)", "cost")
-    notes = ["Cost = nodes × on-demand price per node-hour × hours, for the plans of the previous table."]
-    if all(c.plan is None or c.plan.cost_usd is None for c in ft.matrix):
-        notes.append(f"The catalog has no priced cloud instance with {gpu_label(ft.gpu)} GPUs.")
-    return _table(rows, "Fine-tuning cost per run (USD)", notes, key="finetune-cost")
+    rows = _matrix_rows(ft, _("{d} (USD)"), "cost")
+    notes = [_("Cost = nodes × on-demand price per node-hour × hours, for the plans of the previous table.")]
+    return _table(rows, _("Fine-tuning cost per run (USD)"), notes, key="finetune-cost")
+
+
+#: A plan whose estimated peak uses more than this share of the GPU's memory is marked "tight" in the report.
+TIGHT_MEMORY_FRACTION = 0.9
 
 
 def finetune_bill_of_materials(study: Study, method: str | None = None) -> Table:
     """One row per model × data size for ``method``: GPUs, layout, CPU, RAM, storage, network, time, cost."""
     ft = study.finetune
     method = method or ft.methods[0]
+    cols = [_("Model"), _("Data"), _("GPUs"), _("Layout"), _("Memory per GPU (GiB)"), _("Nodes"), _("CPU cores"),
+            _("RAM (GiB)"), _("Storage (GB)"), _("Network (Gbit/s per node)"), _("Time"), _("Cost (USD)")]
     rows = []
+    priced = False
     for c in ft.matrix:
         if c.method != method:
             continue
-        row: dict[str, Any] = {"Model": ft.model_names.get(c.model, c.model), "Data": c.data}
+        row: dict[str, Any] = {cols[0]: ft.model_names.get(c.model, c.model), cols[1]: c.data}
         p = c.plan
         if p is None or not p.fits:
-            row.update({"GPUs": "not possible" if p is None else "does not fit"})
+            row.update({cols[2]: _("not possible") if p is None else _("does not fit")})
             rows.append(row)
             continue
         lay = p.layout
-        parts = [f"DP {lay.dp}"]
+        parts = [f"DP{NBSP}{lay.dp}"]
         if lay.tp > 1:
-            parts.insert(0, f"TP {lay.tp}")
+            parts.insert(0, f"TP{NBSP}{lay.tp}")
         if lay.pp > 1:
-            parts.insert(0, f"PP {lay.pp}")
+            parts.insert(0, f"PP{NBSP}{lay.pp}")
         if lay.zero:
             parts.append(f"ZeRO-{lay.zero}")
         if lay.offload != "none":
-            parts.append(f"offload {lay.offload}")
+            parts.append(_("offload {what}").format(what=lay.offload))
         cl = p.cluster
+        priced = priced or p.cost_usd is not None
+        mem = p.memory
+        tight = mem.total > TIGHT_MEMORY_FRACTION * mem.gpu_memory_bytes
         row.update({
-            "GPUs": f"{p.gpus}",
-            "Layout": " × ".join(parts[:3]) + ("".join(f", {x}" for x in parts[3:])),
-            "Nodes": _int(cl.nodes) if cl else DASH,
-            "CPU cores": _int(cl.cpu_cores) if cl else DASH,
-            "RAM (GiB)": _gib(cl.ram_bytes, 0) if cl else DASH,
-            "Storage (GB)": fmt_gb(cl.storage_bytes, 0).replace(" GB", "") if cl else DASH,
-            "Network (Gbit/s per node)": (f"{cl.network_gbps:,.1f}" + (" RDMA" if cl.rdma_needed else "")) if cl else DASH,
-            "Time": _hours(p.hours),
-            "Cost (USD)": _usd(p.cost_usd),
+            cols[2]: fmt.integer(p.gpus),
+            cols[3]: " × ".join(parts[:3]) + ("".join(f", {x}" for x in parts[3:])),
+            cols[4]: _gib(mem.total) + (" " + _("(tight)") if tight else ""),
+            cols[5]: _int(cl.nodes) if cl else DASH,
+            cols[6]: _int(cl.cpu_cores) if cl else DASH,
+            cols[7]: _gib(cl.ram_bytes, 0) if cl else DASH,
+            cols[8]: fmt.gb(cl.storage_bytes, 0) if cl else DASH,
+            cols[9]: (_num(cl.network_gbps, 1) + (" RDMA" if cl.rdma_needed else "")) if cl and cl.nodes > 1 else DASH,
+            cols[10]: _hours(p.hours),
+            cols[11]: _usd(p.cost_usd),
         })
         rows.append(row)
-    cols = ["Model", "Data", "GPUs", "Layout", "Nodes", "CPU cores", "RAM (GiB)", "Storage (GB)",
-            "Network (Gbit/s per node)", "Time", "Cost (USD)"]
-    notes = [f"{gpu_label(ft.gpu)}; method {method}. CPU cores, host RAM and storage are requirements of the "
-             "run (data loading, tokenization, checkpoints, offloaded states), not the size of the instance; "
-             "network is the inter-node traffic that must hide behind compute (RDMA when it exceeds the "
-             "threshold in the assumptions)."]
-    return _table(rows, f"Fine-tuning bill of materials: {method}", notes, key=f"bom-{method}", columns=cols)
+    if not priced:
+        cols = cols[:-1]
+        for r in rows:
+            r.pop(_("Cost (USD)"), None)
+    notes = [_("{gpu}; {method}. CPU cores, host RAM and storage are requirements of the run (data loading, "
+               "tokenization, checkpoints, offloaded states), not the size of the instance; network is the "
+               "inter-node traffic that must hide behind compute (RDMA when it exceeds the threshold in the "
+               "assumptions).").format(gpu=gpu_label(ft.gpu), method=_method(method)),
+             _("Memory per GPU: the estimated peak of the most loaded GPU, CUDA context included; 'tight': the peak is "
+               "above {share} percent of the GPU's memory, so a longer sequence, a larger micro-batch or another framework "
+               "version may not fit.").format(share=fmt.integer(TIGHT_MEMORY_FRACTION * 100))]
+    offload = _offload_note(ft, method)
+    if offload:
+        notes.append(offload)
+    return _table(rows, _("Fine-tuning bill of materials: {method}").format(method=_method(method)), notes,
+                  key=f"bom-{method}", columns=cols)
 
 
 def finetune_by_gpu(study: Study) -> Table:
     """One run (first method, middle data size) on every candidate GPU type: GPUs, time and cost."""
     ft = study.finetune
-    gpus = list(dict.fromkeys(c.gpu for c in ft.by_gpu))
     rows = []
     for model in dict.fromkeys(c.model for c in ft.by_gpu):
-        row = {"Model": ft.model_names.get(model, model)}
+        row = {_("Model"): ft.model_names.get(model, model)}
         for c in ft.by_gpu:
             if c.model != model:
                 continue
             text = _cell_text(c)
             if c.ok and c.plan.fits and c.plan.cost_usd is not None:
-                text += f" · USD {_usd(c.plan.cost_usd)}"
+                text += f" · {fmt.usd(c.plan.cost_usd, with_unit=True)}"
             row[gpu_label(c.gpu)] = text
         rows.append(row)
-    notes = [f"Method {ft.comparison_method}, {ft.comparison_data} of data, deadline {_deadline(ft.deadline_hours)}: "
-             "GPUs · time · cost on each GPU type."]
-    return _table(rows, "Fine-tuning across GPU types", notes, key="finetune-by-gpu")
+    notes = [_("{method}, {data} of data, deadline {deadline}: GPUs · time · cost on each GPU type.").format(
+        method=_method(ft.comparison_method), data=ft.comparison_data, deadline=_deadline(ft.deadline_hours))]
+    return _table(rows, _("Fine-tuning across GPU types"), notes, key="finetune-by-gpu")
 
 
 def dataset_table(study: Study) -> Table:
     """How each data size became training tokens, per tokenizer of the models in the study."""
     ft = study.finetune
     rows = []
-    examples: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()
+    tok_col, data_col = _("Tokenizer"), _("Data")
     for c in ft.matrix:
         if not c.ok:
             continue
@@ -415,28 +408,26 @@ def dataset_table(study: Study) -> Table:
         if (ds.tokenizer, c.data) in seen:
             continue
         seen.add((ds.tokenizer, c.data))
-        examples.setdefault(ds.tokenizer, ds.explanation)
-        rows.append({"Tokenizer": ds.tokenizer, "Data": c.data, "Bytes per token": f"{ds.bytes_per_token:.2f}",
-                     "Tokens in the data": _count(ds.text_tokens), "Tokens processed": _count(ds.train_tokens)})
+        rows.append({tok_col: _tokenizer(ds.tokenizer), data_col: c.data,
+                     _("Bytes per token"): _num(ds.bytes_per_token, 2),
+                     _("Tokens in the data"): _count(ds.text_tokens), _("Tokens processed"): _count(ds.train_tokens)})
     order = {d: i for i, d in enumerate(ft.data_sizes)}
-    rows.sort(key=lambda r: (r["Tokenizer"], order.get(r["Data"], 0)))
-    notes = [f"For example ({tok}): {text}" for tok, text in sorted(examples.items())]
-    return _table(rows, "From data size to training tokens", notes, key="dataset")
+    rows.sort(key=lambda r: (r[tok_col], order.get(r[data_col], 0)))
+    notes = [_("Tokens = bytes of {language} ÷ bytes per token of the model's tokenizer; tokens processed = tokens "
+               "× epochs ÷ packing efficiency.").format(language=fmt.language_name(study.scenario.language))]
+    return _table(rows, _("From data size to training tokens"), notes, key="dataset")
+
+
+_TOKENIZERS = {"llama3": "Llama 3", "llama2": "Llama 2", "qwen2": "Qwen2", "deepseek_v3": "DeepSeek-V3",
+               "gemma": "Gemma"}
+
+
+def _tokenizer(family: str) -> str:
+    """'deepseek_v3' -> 'DeepSeek-V3' (tokenizer families by their model names)."""
+    return _TOKENIZERS.get(family, family.replace("_", " "))
 
 
 # --------------------------------------------------------------------------- assumptions and audit
-
-
-def _value(v: Any, unit: str) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (int, float)) and unit == "bytes" and v >= 2**20:
-        return f"{v / GiB:,.2f} GiB"
-    if isinstance(v, float):
-        return f"{v:,.4g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
 
 
 # "80G" after a digit run that is not part of a name ("A10G" is a GPU, "A100-SXM4-80G" a size).
@@ -451,30 +442,21 @@ def _sized(text: str) -> str:
 def assumptions_table(study: Study) -> Table:
     """Every assumption the study's estimates read: value (and default when overridden), unit, source."""
     rows = []
-    for r in study.assumptions.table(only_used=True):
-        value = _value(r["value"], r["unit"])
+    cols = [_("Assumption"), _("Value"), _("Unit"), _("Meaning"), _("Source")]
+    used = study.assumptions.table(only_used=True)
+    for r in used:
+        value = fmt.value(r["value"], r["unit"])
         if r["overridden"]:
-            value += f" (default {_value(r['default'], r['unit'])})"
+            value += " " + _("(default {value})").format(value=fmt.value(r["default"], r["unit"]))
         unit = "" if r["unit"] == "bytes" and "GiB" in value else r["unit"]
-        rows.append({"Assumption": r["name"], "Value": value, "Unit": unit, "Meaning": _sized(r["help"]),
-                     "Source": _sized(r["source"])})
-    overridden = [r["name"] for r in study.assumptions.table(only_used=True) if r["overridden"]]
-    notes = [f"{len(rows)} assumptions were used by the estimates in this report."]
+        rows.append(dict(zip(cols, [r["name"], value, unit, _sized(r["help"]),
+                                    _sized(fmt.public_source(r["source"]))])))
+    overridden = [r["name"] for r in used if r["overridden"]]
+    notes = [_("{n} assumptions were used by the estimates in this report.").format(n=len(rows))]
     if overridden:
-        notes.append("Changed for this scenario: " + ", ".join(overridden) + ".")
-    return _table(rows, "Assumptions used in this report", notes, key="assumptions",
-                  columns=["Assumption", "Value", "Unit", "Meaning", "Source"])
-
-
-# The hand-made table is in Chinese; the report font has no CJK glyphs, so its terms are translated.
-_GLOSSARY = (("模型并行", "model parallel"), ("数据并行", "data parallel"), ("单卡", "single GPU,"),
-             ("微调", "fine-tuning"), ("核", " cores"))
-
-
-def _english(text: str) -> str:
-    for zh, en in _GLOSSARY:
-        text = text.replace(zh, en)
-    return " ".join(text.split())
+        notes.append(_("Changed for this scenario: {names}.").format(names=", ".join(overridden)))
+    return _table(rows, _("Assumptions used in this report"), notes, key="assumptions", columns=cols,
+                  widths=[21, 10, 9, 26, 34])
 
 
 def audit_table(study: Study) -> Table | None:
@@ -487,39 +469,42 @@ def audit_table(study: Study) -> Table | None:
         plan = a.best_here if a.best_here.fits else rec
         cl = plan.cluster
         if a.weights_bytes > a.gpu_memory_total_bytes:
-            written = "cannot hold the model"
+            written = _("cannot hold the model")
         elif not st.fits:
-            written = "does not fit"
+            written = _("does not fit")
         else:
-            written = f"{_hours(st.hours)}" + ("" if st.meets_deadline else " (late)")
+            written = _hours(st.hours) + ("" if st.meets_deadline else " " + _("(late)"))
         if rec.fits:
-            ours = (f"{rec.gpus:,} GPU{'s' if rec.gpus != 1 else ''} · {_hours(rec.hours)}"
-                    + ("" if rec.meets_deadline else " (late)"))
+            ours = f"{_gpus(rec.gpus)} · {_hours(rec.hours)}" + ("" if rec.meets_deadline else " " + _("(late)"))
             if rec.cost_usd is not None:
-                ours += f" · USD {_usd(rec.cost_usd)}"
+                ours += f" · {fmt.usd(rec.cost_usd, with_unit=True)}"
         else:
-            ours = "does not fit"
+            ours = _("does not fit")
+        cores = _("{n} cores")
         if cl is None:
             needs = DASH
         else:
-            net = ("one node" if cl.nodes == 1 else
-                   f"{cl.network_gbps:,.0f} Gbit/s" + (" RDMA" if cl.rdma_needed else ""))
-            needs = f"{cl.cpu_cores:,} cores · {_gib(cl.ram_bytes, 0)} GiB RAM · {fmt_gb(cl.storage_bytes, 0)} · {net}"
+            net = (_("one node") if cl.nodes == 1 else
+                   f"{_num(cl.network_gbps, 0)}{NBSP}Gbit/s" + (" RDMA" if cl.rdma_needed else ""))
+            needs = (f"{cores.format(n=fmt.integer(cl.cpu_cores))} · {fmt.gib(cl.ram_bytes, 0, with_unit=True)} RAM"
+                     f" · {fmt.gb(cl.storage_bytes, 0, with_unit=True)} · {net}")
+        precision = "BF16" if r.precision == "bf16" else r.precision
         rows.append({
-            "Row": _sized(f"{r.model_text} {'BF16' if r.precision == 'bf16' else r.precision} "
-                          f"({_method(r.method)}), {r.data}"),
-            "As written": _sized(_english(f"{r.gpus} × {r.gpu_text} · {r.strategy}")),
-            "Time as written": written,
-            "Smallest that meets the day": ours,
-            "Host as written": _sized(f"{r.cpu_cores} cores · {fmt_gb(r.ram_bytes, 0)} RAM · "
-                                      f"{fmt_gb(r.ssd_bytes, 0)} · {r.network_gbps:g} Gbit/s"
-                                      + (" RDMA" if r.rdma else "")),
-            "Host needed": needs,
+            _("Row"): _sized(f"{r.model_text} {precision} ({_method(r.method)}), {r.data}"),
+            _("As written"): _sized(f"{r.gpus}{NBSP}× {r.gpu_text} · {r.strategy}"),
+            _("Time as written"): written,
+            _("Smallest that meets the day"): ours,
+            _("Host as written"): _sized(f"{cores.format(n=r.cpu_cores)} · {fmt.gb(r.ram_bytes, 0, with_unit=True)} "
+                                         f"RAM · {fmt.gb(r.ssd_bytes, 0, with_unit=True)} · "
+                                         f"{_num(r.network_gbps, 0)}{NBSP}Gbit/s" + (" RDMA" if r.rdma else "")),
+            _("Host needed"): needs,
         })
-    notes = ["Time as written: the row's GPU count and layout; 'late': longer than one day. Smallest that meets "
-             "the day: the planner's GPU count of the same type. Host needed: CPU cores, host RAM, storage and "
-             "network of the plan on the row's GPUs (or of the smallest plan when the row's GPUs cannot hold it)."]
-    return _table(rows, "Audit of the hand-made fine-tuning table", notes, key="audit")
+    notes = [_("Time as written: the row's GPU count and layout; 'late': longer than one day. Smallest that meets "
+               "the day: the planner's GPU count of the same type. Host needed: CPU cores, host RAM, storage and "
+               "network of the plan on the row's GPUs (or of the smallest plan when the row's GPUs cannot hold "
+               "it).")]
+    return _table(rows, _("Audit of the hand-made fine-tuning table"), notes, key="audit",
+                  widths=[16, 20, 12, 18, 17, 17])
 
 
 def validation_table(study: Study) -> Table | None:
@@ -532,14 +517,14 @@ def validation_table(study: Study) -> Table | None:
         if s.method != OURS:
             continue
         err = s.median_abs_error_pct is not None
-        rows.append({"Category": CATEGORY_LABELS.get(s.category, s.category), "Cases": _int(s.n),
-                     "Median |error| (%)": _num(s.median_abs_error_pct, 1) if err else DASH,
-                     "Max |error| (%)": _num(s.max_abs_error_pct, 1) if err else DASH,
-                     "Within 10 %": _int(s.within_10) if err else DASH,
-                     "Within 20 %": _int(s.within_20) if err else DASH,
-                     "Bounds satisfied": f"{s.satisfied}/{s.n}" if s.satisfied is not None else DASH})
-    notes = ["Bounds: cases that only say a configuration fits or runs out of memory."]
-    return _table(rows, "Validation against published measurements", notes, key="validation")
+        rows.append({_("Category"): fmt.category_name(s.category), _("Cases"): _int(s.n),
+                     _("Median |error| (%)"): _num(s.median_abs_error_pct, 1) if err else DASH,
+                     _("Max |error| (%)"): _num(s.max_abs_error_pct, 1) if err else DASH,
+                     _("Within 10 %"): _int(s.within_10) if err else DASH,
+                     _("Within 20 %"): _int(s.within_20) if err else DASH,
+                     _("Bounds satisfied"): f"{s.satisfied}/{s.n}" if s.satisfied is not None else DASH})
+    notes = [_("Bounds: cases that only say a configuration fits or runs out of memory.")]
+    return _table(rows, _("Validation against published measurements"), notes, key="validation")
 
 
 @dataclass
