@@ -19,6 +19,16 @@ ZERO_STAGES = (0, 1, 2, 3)
 ZERO_BACKENDS = ("fsdp", "deepspeed")
 QLORA_QUANTS = ("nf4", "nf4-dq")
 BASE_WEIGHTS = ("auto", "bf16", "fp32")
+#: what a fine-tuning plan minimises: cost (the cheapest plan that meets the deadline), time (the fastest),
+#: gpus (the fewest GPUs that meet the deadline)
+OPTIMIZE = ("cost", "time", "gpus")
+
+# ---------------------------------------------------------------- hardware catalogs
+#: how an instance's price is bought (catalog key ``price_kind``); plans use on-demand unless asked
+PRICE_KINDS = ("on-demand", "committed-1y", "committed-3y", "spot", "capacity-block")
+CURRENCIES = ("USD", "CNY")
+CONFIDENCE_LEVELS = ("high", "medium", "low")
+RDMA_KINDS = ("none", "efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo")
 
 # ---------------------------------------------------------------- serving
 ENGINES = ("vllm", "sglang", "transformers", "llama.cpp")

@@ -7,8 +7,8 @@ import argparse
 import re
 
 from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
-from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS, TOKENIZER_FAMILIES, TRAIN_PRECISIONS,
-                               ZERO_STAGES)
+from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZE, OPTIMIZERS, TOKENIZER_FAMILIES,
+                               TRAIN_PRECISIONS, ZERO_STAGES)
 from llmsizing.commands.common import add_set_argument, assumption_overrides
 from llmsizing.commands.output import print_json
 from llmsizing.planner.audit import audit_table, default_table_path
@@ -23,7 +23,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
         precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
         pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
-        gpu_memory=args.gpu_memory, assumptions=assumption_overrides(args.assumption_sets))
+        gpu_memory=args.gpu_memory, assumptions=assumption_overrides(args.assumption_sets),
+        optimize=args.optimize)
     d = plan.to_dict()
     if args.json:
         print_json(d)
@@ -118,6 +119,9 @@ def register(sub) -> None:
     p.add_argument("--gpu", required=True, help="GPU catalog slug (see 'llmsizing gpus')")
     p.add_argument("--gpu-memory", default=None, help="override the GPU's memory, e.g. 24GiB")
     p.add_argument("--gpus", type=int, default=None, help="evaluate exactly this many GPUs")
+    p.add_argument("--optimize", choices=OPTIMIZE, default="cost",
+                   help="what the plan minimises among those that meet the deadline: cost (default; whole "
+                        "instances billed), time, or gpus (the fewest)")
     p.add_argument("--data", default="1GB",
                    help="dataset: bytes of text ('1GB', bare '1G' = bytes), '15.6T tokens' or '1K samples'")
     p.add_argument("--epochs", default="1", help="passes over the data (positive number, default 1)")

@@ -294,7 +294,7 @@ def _build(spec: ModelSpec, gpu: GpuSpec, req: Request, a: Assumptions) -> PlanC
     intra = gpu.intra_node_bytes_per_s * float(a["nccl_intra_node_efficiency"])
     inter_eff = float(a["nccl_inter_node_efficiency"])
     gpn = cluster.node_for_gpus(gpu, 10**9, a).gpus_per_node
-    ladder = gpu_count_ladder(gpn, int(a["max_gpus"]))
+    ladder = cluster.billed_gpu_counts(gpu, gpu_count_ladder(gpn, int(a["max_gpus"])), a)
     tps_max = max(mb * req.seq_len / stage_seconds(step_parts[gc], 1, 1, mb)
                   for gc in (False, True) for mb in powers_of_two(max_mb))
     return PlanContext(

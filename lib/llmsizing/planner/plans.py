@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
+from llmsizing.choices import OPTIMIZE, one_of
 from llmsizing.dataset import DatasetSize, dataset_size
 from llmsizing.errors import ScenarioError
 from llmsizing.planner import cluster
@@ -56,14 +57,17 @@ def plan_finetune(
     lora_targets: str = "all-linear",
     gpu_memory: str | None = None,
     assumptions: Assumptions | Mapping | None = None,
+    optimize: str = "cost",
 ) -> FinetunePlan:
-    """Plan a fine-tuning run: smallest GPU count and layout that fit and meet the deadline.
+    """Plan a fine-tuning run: the GPU count and layout that fit, meet the deadline and minimise
+    ``optimize`` (``cost``: the cheapest, default; ``time``: the fastest; ``gpus``: the fewest GPUs).
 
     ``gpus`` fixes the count (the best layout on exactly that many GPUs is evaluated); other
     ``None`` arguments are searched. Raises ``ScenarioError`` on bad input (one line naming the
     accepted forms); "does not fit" and "misses the deadline" are results, not errors.
     """
     a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    one_of(optimize, OPTIMIZE, "optimize")
     spec, g = _resolve(model, gpu, gpu_memory)
     req = Request(method=method, precision=precision, optimizer=optimizer, seq_len=seq_len, lora_rank=lora_rank,
                   lora_targets=lora_targets, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
@@ -74,16 +78,18 @@ def plan_finetune(
     if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1):
         raise ScenarioError(f"gpus must be a positive integer, got {gpus!r}")
     ctx = plan_context(spec, g, req, a)
-    return _plan(ctx, ds, dl, gpus)
+    return _plan(ctx, ds, dl, gpus, optimize)
 
 
-def _plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, fixed_gpus: int | None) -> FinetunePlan:
+def _plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, fixed_gpus: int | None,
+          optimize: str = "cost") -> FinetunePlan:
     seqs = max(1, math.ceil(ds.train_tokens / ctx.seq_len))
     raw = ds.raw_bytes if ds.unit == "bytes" else 0.0
-    f = search(ctx, seqs, ds.train_tokens, raw, deadline_s, fixed_gpus)
+    f = search(ctx, seqs, ds.train_tokens, raw, deadline_s, fixed_gpus, optimize)
     if f.shape is None:
-        return _no_fit_plan(ctx, ds, deadline_s, f.gpus, searched=f.searched)
-    return _make_plan(ctx, ds, deadline_s, f.gpus, f.shape, f.micro_batch, searched=f.searched)
+        return replace(_no_fit_plan(ctx, ds, deadline_s, f.gpus, searched=f.searched), optimize=optimize)
+    return replace(_make_plan(ctx, ds, deadline_s, f.gpus, f.shape, f.micro_batch, searched=f.searched),
+                   optimize=optimize)
 
 
 

@@ -165,6 +165,7 @@ class FinetunePlan:
     searched: bool              # the planner chose the GPU count (False: --gpus given)
     limit: str                  # what limits a plan that misses the deadline ("" when it meets it)
     notes: tuple[str, ...] = ()
+    optimize: str = "cost"      # what the search minimised (choices.OPTIMIZE)
 
     @property
     def hours(self) -> float | None:
@@ -174,6 +175,19 @@ class FinetunePlan:
     def gpu_hours(self) -> float | None:
         h = self.hours
         return None if h is None else h * self.gpus
+
+    def instance(self) -> dict | None:
+        """What is rented: provider, instance name, GPUs per instance, count, hours, price per instance-hour
+        (USD), price kind, price date, region and the run's cost (None: no catalog instance, or no fit)."""
+        cl = self.cluster
+        if cl is None or not cl.node.get("instance"):
+            return None
+        node = cl.node
+        return {"provider": node["provider"], "name": node["instance_name"], "slug": node["instance"],
+                "gpus": node["gpus_per_node"], "count": cl.nodes, "hours": self.hours,
+                "price_usd_per_hour": node["price_usd_per_hour"], "price_kind": node["price_kind"],
+                "currency": node["currency"], "price": node["price"], "price_date": node["price_date"],
+                "region": node["price_region"], "confidence": node["confidence"], "cost_usd": self.cost_usd}
 
     def to_dict(self) -> dict:
         """The ``finetune --json`` object: sizes as integer bytes, times in hours (and seconds)."""
@@ -218,7 +232,7 @@ class FinetunePlan:
                          "node": cl.node, "cpu_cores_parts": cl.cpu_cores_parts,
                          "ram_per_node_parts": cl.ram_per_node_parts, "storage_parts": cl.storage_parts,
                          "network_parts": cl.network_parts, "notes": list(cl.notes)} if cl else None),
-            "cost_usd": self.cost_usd,
+            "cost_usd": self.cost_usd, "optimize": self.optimize, "instance": self.instance(),
             "searched": self.searched, "limit": self.limit, "notes": list(self.notes),
         }
 

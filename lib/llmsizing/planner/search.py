@@ -1,9 +1,15 @@
-"""The search: from a deadline to the smallest GPU count whose fastest layout meets it.
+"""The search: from a deadline to the plan that minimises the objective among those that meet it.
 
-For each GPU count on a ladder (1, 2, 4, then whole nodes: 1, 2, 3, 4, 6, 8, 12, ... nodes) the
-search finds the fastest layout that fits in GPU memory and in the node's host RAM (``fit.py``), and
-returns the smallest GPU count whose layout meets the deadline. When none does, it returns the
-fastest layout it found.
+For each GPU count on a ladder (the GPU counts of whole instances: 1, 2, 4 where such instances are
+sold, then whole nodes: 1, 2, 3, 4, 6, 8, 12, ... nodes) the search finds the fastest layout that fits
+in GPU memory and in the node's host RAM (``fit.py``). Objectives (``choices.OPTIMIZE``):
+
+- ``cost`` (default): the cheapest count that meets the deadline, cost = nodes × price × hours (paid
+  GPU-hours, nodes × GPUs per node × hours, where no instance has a price); ties go to fewer GPUs;
+- ``gpus``: the smallest count that meets the deadline;
+- ``time``: the fastest count.
+
+When no count meets the deadline, every objective returns the fastest layout it found.
 
 Speed: memory questions go to ``memory_oracle`` (a few calls of the memory model per layout family,
 shared by every GPU type); per-layout costs are cached per (model, setup, GPU, GPU count); data size
@@ -22,6 +28,7 @@ from llmsizing.planner.fit import (confirm_fit, fit_micro_batch, fit_micro_batch
                                    micro_batch_options)
 from llmsizing.planner.layouts import Shape
 from llmsizing.planner.step_time import lower_bound_s, shape_lower_bound_s, shape_time_s, tokenize_s
+from llmsizing.planner import cluster
 
 
 @dataclass(frozen=True)
@@ -81,12 +88,23 @@ def best_at(ctx: PlanContext, n: int, seqs: int, tok_s: float, deadline_s: float
     return found
 
 
+def rate_per_s(ctx: PlanContext, n: int) -> float:
+    """What one second on ``n`` GPUs costs, for ranking: nodes × USD per node-hour / 3600, or (no
+    priced instance) the paid GPUs, nodes × GPUs per node (GPU-seconds)."""
+    node = ctx.node(n)
+    nodes = cluster.nodes_for(n, node)
+    if node.price_usd_per_hour is not None:
+        return nodes * node.price_usd_per_hour / 3600.0
+    return float(nodes * node.gpus_per_node) if n >= node.gpus_per_node else float(n)
+
+
 def search(ctx: PlanContext, seqs: int, train_tokens: float, raw_bytes: float, deadline_s: float,
-           fixed_gpus: int | None) -> Found:
+           fixed_gpus: int | None, optimize: str = "cost") -> Found:
     """The GPU count, shape and micro-batch of a plan for ``seqs`` sequences (``train_tokens`` tokens).
 
-    ``fixed_gpus`` evaluates exactly that count. Otherwise: the smallest count that meets the deadline, or
-    the fastest one found; ``Found.shape`` is None when nothing fits (on the largest count that has shapes).
+    ``fixed_gpus`` evaluates exactly that count. Otherwise the count that minimises ``optimize`` (module
+    docstring) among those that meet the deadline, or the fastest one found; ``Found.shape`` is None when
+    nothing fits (on the largest count that has shapes).
     """
     if fixed_gpus is not None:
         found = best_at(ctx, fixed_gpus, seqs, tokenize_s(ctx, raw_bytes, fixed_gpus))
@@ -100,15 +118,27 @@ def search(ctx: PlanContext, seqs: int, train_tokens: float, raw_bytes: float, d
             evaluated[n] = best_at(ctx, n, seqs, tok_s, deadline_s)
         return evaluated[n]
 
-    # 1. the smallest count that meets the deadline: exact ascending scan; counts whose lower bound
-    #    already misses the deadline cannot meet it and are skipped without a search
-    for n in ctx.gpu_counts:
-        tok_s = tokenize_s(ctx, raw_bytes, n)
-        if lower_bound_s(ctx, n, train_tokens, tok_s) > deadline_s:
-            continue
-        found = best(n, tok_s)
-        if found is not None and found[0] <= deadline_s:
-            return Found(n, found[1], found[2], searched=True)
+    # 1. counts that meet the deadline: exact ascending scan; counts whose lower bound already misses the
+    #    deadline (or, for cost, already costs more than the best plan found) are skipped without a search
+    if optimize in ("cost", "gpus"):
+        cheapest: tuple[float, int, Shape, int] | None = None
+        for n in ctx.gpu_counts:
+            tok_s = tokenize_s(ctx, raw_bytes, n)
+            lb = lower_bound_s(ctx, n, train_tokens, tok_s)
+            if lb > deadline_s:
+                continue
+            rate = rate_per_s(ctx, n)
+            if cheapest is not None and rate * lb >= cheapest[0]:
+                continue
+            found = best(n, tok_s)
+            if found is not None and found[0] <= deadline_s:
+                if optimize == "gpus":
+                    return Found(n, found[1], found[2], searched=True)
+                cost = rate * found[0]
+                if cheapest is None or cost < cheapest[0]:
+                    cheapest = (cost, n, found[1], found[2])
+        if cheapest is not None:
+            return Found(cheapest[1], cheapest[2], cheapest[3], searched=True)
     # 2. none does: the fastest plan. Scan down from the largest count; stop when two evaluated counts
     #    in a row are no faster, or when nothing fits (fewer GPUs cannot fit either).
     fastest: tuple[float, int, Shape, int] | None = None
