@@ -64,18 +64,30 @@ def render_plan(d: dict) -> str:
         ]
     if d["limit"]:
         lines.append(f"{'Limit':14} {d['limit']}")
+    if not d["fits"] and d.get("would_fit"):
+        lines.append(f"{'Would fit':14} {d['would_fit']}")
     if cl:
-        node = cl["node"]
+        node, inst = cl["node"], d.get("instance")
+        price = ""
+        if inst and inst["price_usd_per_hour"] is not None:
+            price = (f", USD {inst['price_usd_per_hour']:,.2f}/h {inst['price_kind']}, {inst['region']}, "
+                     f"price of {inst['price_date']}")
+        elif inst:
+            price = ", no public price"
         lines += [
             "",
-            f"{'Nodes':14} {cl['nodes']} × {node['instance_name'] or 'generic node'} ({cl['gpus_per_node']} GPUs each"
-            + (f", ${node['price_usd_per_hour']:,.2f}/h" if node["price_usd_per_hour"] else "") + ")",
-            f"{'CPU':14} {cl['cpu_cores']:,} vCPUs",
-            f"{'RAM':14} {fmt_gib(cl['ram_bytes'])} in all",
-            f"{'Storage':14} {fmt_gb(cl['storage_bytes'])}",
-            f"{'Network':14} {cl['network_gbps']:,.3g} Gbps per node"
-            + (" (RDMA: InfiniBand, RoCE or EFA)" if cl["rdma_needed"] else ""),
-            f"{'Cost':14} " + (f"${d['cost_usd']:,.0f} on demand" if d["cost_usd"] is not None else "no price"),
+            f"{'Nodes':14} {cl['nodes']} × {node['instance_name'] or 'generic node'}"
+            + (f" ({node['provider']})" if node.get("provider") else "")
+            + f" ({cl['gpus_per_node']} GPUs each{price})",
+            f"{'CPU':14} {cl['cpu_cores_per_node']:,} vCPUs per node, {cl['cpu_cores']:,} in all",
+            f"{'RAM':14} {fmt_gib(cl['ram_bytes_per_node'])} per node, {fmt_gib(cl['ram_bytes'])} in all",
+            f"{'Storage':14} {fmt_gb(cl['storage_bytes'])} shared in all ({fmt_gb(cl['storage_bytes_per_node'])} per node)",
+            f"{'Network':14} {cl['network_gbps']:,.0f} Gbit/s per node"
+            + (" (RDMA: InfiniBand, RoCE or EFA)" if cl["rdma_needed"] else "")
+            + f"; the run needs {cl['network_parts']['needed_gbps']:,.3g} Gbit/s",
+            f"{'Cost':14} " + (f"USD {d['cost_usd']:,.0f} ({inst['price_kind']}: {cl['nodes']} × "
+                               f"USD {inst['price_usd_per_hour']:,.2f}/h × {fmt_hours(d['hours'])})"
+                               if d["cost_usd"] is not None and inst else "no price"),
         ]
         for n in cl["notes"]:
             lines.append(f"{'':14} note: {n}")

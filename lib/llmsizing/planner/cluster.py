@@ -190,6 +190,40 @@ def storage_required_bytes(raw_bytes: float, tokenized_bytes: float, base_model_
     return parts
 
 
+#: Port speeds of data-centre NICs in Gbit/s: Ethernet 1/10/25/40/50/100/200/400/800GbE (IEEE 802.3,
+#: https://standards.ieee.org/ieee/802.3/) and InfiniBand EDR 100, HDR 200, NDR 400, XDR 800
+#: (NVIDIA ConnectX-5..8 product briefs, https://www.nvidia.com/en-us/networking/infiniband-adapters/).
+NIC_SPEEDS_GBPS = (1.0, 10.0, 25.0, 40.0, 50.0, 100.0, 200.0, 400.0, 800.0)
+#: Above one port, nodes add 400 Gbit/s ports (one ConnectX-7 per GPU in HGX H100/H200 nodes: DGX H100
+#: user guide, https://docs.nvidia.com/dgx/dgxh100-user-guide/introduction-to-dgxh100.html).
+NIC_PORT_GBPS = 400.0
+
+
+def nic_gbps_at_least(need_gbps: float) -> float:
+    """The smallest real NIC bandwidth per node that carries ``need_gbps``: the next port speed in
+    ``NIC_SPEEDS_GBPS``, beyond the fastest port ceil(need / 400) × 400 Gbit/s (several 400G ports)."""
+    if need_gbps <= 0:
+        return 0.0
+    for s in NIC_SPEEDS_GBPS:
+        if need_gbps <= s:
+            return s
+    return math.ceil(need_gbps / NIC_PORT_GBPS) * NIC_PORT_GBPS
+
+
+def provisioned_network_gbps(need_gbps: float, node: NodeType) -> float:
+    """Network per node to provision for a run that needs ``need_gbps`` per node.
+
+    A catalog instance or server comes with its NICs: that is the answer (a need above it is exposed in
+    the time, and the plan says so). A generic node: the need rounded up to a NIC speed
+    (``nic_gbps_at_least``), at least the generic node's network, at most one 400 Gbit/s port per GPU
+    (beyond that a node cannot hide the traffic; it is exposed in the time).
+    """
+    if node.instance is not None:
+        return node.network_gbps
+    ceiling = max(node.network_gbps, NIC_PORT_GBPS * node.gpus_per_node)
+    return max(node.network_gbps, min(nic_gbps_at_least(need_gbps), ceiling))
+
+
 def gbps(bytes_per_s: float) -> float:
     """Bytes per second → gigabits per second (10^9 bits)."""
     return bytes_per_s * BITS_PER_BYTE / GB

@@ -197,23 +197,22 @@ def stage_seconds(parts: StepParts, tp: int, pp: int, mb: float) -> float:
     return max(parts.compute_s * mb / (tp * pp), parts.host_s / pp) + parts.dequant_s / (tp * pp)
 
 
-def training_checkpoint_bytes(trainable_params: float, req: Request, a: Assumptions) -> float:
+def training_checkpoint_bytes(trainable_params: float, req: Request, setup: training.FinetuneSetup,
+                              a: Assumptions) -> float:
     """One training checkpoint: trainable weights + master copy + optimizer state.
 
-    bytes/param = weight (2 bf16, 4 fp32) + master_weight_bytes (mixed-bf16) + optimizer state
-    (adam_state_bytes_fp32, adam_8bit_state_bytes, 4 for SGD momentum, 0 for SGD).
+    bytes/param = weight (2 bf16, 4 fp32) + ``optimizer_state_bytes_per_param`` (master weight and states,
+    training.memory's formula: fp32 Adam moments under mixed-bf16/fp32, bf16 moments under pure bf16).
     """
     per = FP32_BYTES if req.precision == "fp32" else BF16_BYTES
-    if req.precision == "mixed-bf16":
-        per += float(a["master_weight_bytes"])
-    opt = req.optimizer
-    if opt == "adamw":
-        per += float(a["adam_state_bytes_fp32"])
-    elif opt in ("adamw-8bit", "paged-adamw-8bit"):
-        per += float(a["adam_8bit_state_bytes"])
-    elif opt == "sgd-momentum":
-        per += FP32_BYTES
-    return trainable_params * per
+    return trainable_params * (per + optimizer_state_bytes_per_param(setup, a))
+
+
+def optimizer_state_bytes_per_param(setup, a: Assumptions) -> float:
+    """Master weight + optimizer states per trainable parameter of a large tensor, from
+    ``training.memory.optimizer_bytes_per_param`` (one formula; large tensors: 8-bit states apply, so this
+    is the least a parameter costs — the pre-checks use it as a lower bound)."""
+    return float(training.optimizer_bytes_per_param(setup, float("inf"), a))
 
 
 # ============================================================================ building and caching
@@ -289,7 +288,7 @@ def _build(spec: ModelSpec, gpu: GpuSpec, req: Request, a: Assumptions) -> PlanC
     gb_seqs = max(1, int(a["global_batch_tokens"]) // req.seq_len)
     constants = PlannerConstants.read(a)
     ep_wanted = int_list(a["planner_expert_parallel"], "planner_expert_parallel")
-    ckpt = training_checkpoint_bytes(ms.trainable_params, req, a)
+    ckpt = training_checkpoint_bytes(ms.trainable_params, req, ms.base_setups[True], a)
     max_mb = int(a["max_micro_batch"])
     intra = gpu.intra_node_bytes_per_s * float(a["nccl_intra_node_efficiency"])
     inter_eff = float(a["nccl_inter_node_efficiency"])
@@ -305,7 +304,7 @@ def _build(spec: ModelSpec, gpu: GpuSpec, req: Request, a: Assumptions) -> PlanC
         params_total=ms.params_total, weight_bytes=sum(by_group.values()),
         weight_bytes_experts=by_group.get("experts", 0.0), grad_bytes_per_param=elem_bytes,
         activation_bytes_per_elem=elem_bytes, checkpoint_native_bytes=checkpoint_native, checkpoint_bytes=ckpt,
-        optimizer_bytes_per_param=ckpt / max(1, ms.trainable_params) - elem_bytes,
+        optimizer_bytes_per_param=optimizer_state_bytes_per_param(ms.base_setups[True], a),
         global_batch_seqs=gb_seqs, max_micro_batch=max_mb, moe_layers=len(spec.moe_layers),
         expert_parallel_degrees=ep_wanted, checkpoint_interval_s=constants.checkpoint_interval_hours * SECONDS_PER_HOUR,
         constants=constants, intra_node_bytes_per_s=intra, inter_node_efficiency=inter_eff, gpus_per_node=gpn,

@@ -140,8 +140,9 @@ def frugal_fits(ctx: PlanContext, n: int) -> bool:
     return ctx.oracle.fits_gpu(key, ctx.gpu.memory_bytes)
 
 
-def least_memory_shape(ctx: PlanContext, n: int) -> tuple[Shape, Any] | None:
-    """For a report on a count where nothing fits: the most sharded shape with the least memory at mb=1.
+def least_memory_shape(ctx: PlanContext, n: int, mb: int = 1) -> tuple[Shape, Any] | None:
+    """For a report on a count where nothing fits: the most sharded shape with the least memory at
+    micro-batch ``mb`` (the pinned one, else 1).
 
     Candidates are the shapes with the deepest offload, checkpointing on, and the largest tp · pp · ep.
     """
@@ -154,7 +155,7 @@ def least_memory_shape(ctx: PlanContext, n: int) -> tuple[Shape, Any] | None:
     for sh in shapes:
         if (rank[sh.offload], sh.zero) != top[:2] or sh.tp * sh.pp * sh.ep < top[2] // 4:
             continue
-        m = ctx.memory(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, 1)
+        m = ctx.memory(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, mb)
         if m is not None and (best is None or m.total < best[1].total):
             best = (sh, m)
     return best

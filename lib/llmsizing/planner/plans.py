@@ -130,31 +130,75 @@ def _make_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, sh:
 
 
 def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *, searched: bool) -> FinetunePlan:
-    """Nothing fits: report the least-memory layout on ``n`` GPUs with its memory and the reason."""
-    least = least_memory_shape(ctx, n)
+    """Nothing fits: the least-memory layout on ``n`` GPUs (at the pinned micro-batch) with its memory, the
+    reason, and what would fit instead. No bill of materials and no cost: there is nothing to buy."""
+    req = ctx.request
+    mb = req.micro_batch or 1
+    least = least_memory_shape(ctx, n, mb)
     if least is None:
-        sh = Shape(1, 1, n, 1, 3 if n > 1 else 0, "none", True)
+        zero = req.zero if req.zero is not None else (3 if n > 1 else 0)
+        sh = Shape(req.tp or 1, req.pp or 1, max(1, n // ((req.tp or 1) * (req.pp or 1))), req.ep or 1, zero,
+                   req.offload or "none", req.gradient_checkpointing is not False)
         mem = None
-        reason = f"no valid layout of {ctx.spec.slug} on {n} × {ctx.gpu.slug}"
+        reason = f"no valid layout of {ctx.spec.slug} on {n} × {ctx.gpu.slug}" + _pins_text(req)
     else:
         sh, mem = least
         reason = mem.reason or "does not fit"
-        if mem.fits:  # fits the GPU but not the node's host RAM (offloaded states)
-            reason = "offloaded states exceed the node's host RAM"
+        if mem.fits and sh.offload != "none":   # fits the GPU, but the offloaded states exceed the host RAM
+            reason = "offloaded states exceed the node's usable host RAM"
+        elif mem.fits:
+            reason = f"the layouts allowed{_pins_text(req) or ''} do not fit on {n} × {ctx.gpu.slug}"
     where = f"up to {n} × {ctx.gpu.slug}" if searched else f"on {n} × {ctx.gpu.slug}"
-    layout = TrainingLayout(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, 1, 1, sh.gc)
+    layout = TrainingLayout(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, mb, 1, sh.gc)
     fpt = ctx.flop[sh.gc].train
+    would = what_would_fit(ctx, ds, deadline_s, n, searched)
     return FinetunePlan(
-        model=ctx.spec.slug, method=ctx.request.method, gpu=ctx.gpu.slug, precision=ctx.request.precision,
-        optimizer=ctx.request.optimizer, seq_len=ctx.seq_len,
-        lora_rank=ctx.request.lora_rank if ctx.request.method != "full" else None,
-        lora_targets=ctx.request.lora_targets if ctx.request.method != "full" else None,
+        model=ctx.spec.slug, method=req.method, gpu=ctx.gpu.slug, precision=req.precision,
+        optimizer=req.optimizer, seq_len=ctx.seq_len,
+        lora_rank=req.lora_rank if req.method != "full" else None,
+        lora_targets=req.lora_targets if req.method != "full" else None,
         params_total=ctx.params_total, trainable_params=ctx.trainable_params, gpus=n, layout=layout, memory=mem,
         fits=False, fit_reason=f"no layout fits {where}: {reason}", dataset=ds,
         train_flop=ds.train_tokens * fpt, train_flop_per_token=fpt, hardware_flop_per_s_per_gpu=0.0, time=None,
-        deadline_s=deadline_s, meets_deadline=False,
-        cluster=_cluster_plan(ctx, ds, deadline_s, n, sh, 1, mem, None), cost_usd=None, searched=searched,
-        limit=f"memory: no layout fits {where}", notes=())
+        deadline_s=deadline_s, meets_deadline=False, cluster=None, cost_usd=None, searched=searched,
+        limit=f"memory: no layout fits {where}", notes=(), would_fit=would)
+
+
+_PINS = ("micro_batch", "zero", "offload", "tp", "pp", "ep", "gradient_checkpointing")
+
+
+def _pins_text(req: Request) -> str:
+    pins = [f"{k.replace('_', '-')} {getattr(req, k)}" for k in _PINS if getattr(req, k) is not None]
+    return f" with {', '.join(pins)}" if pins else ""
+
+
+def what_would_fit(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, searched: bool) -> str:
+    """One sentence on the nearest thing that fits when nothing does: the same GPUs without the pinned
+    layout choices, more GPUs of the same type, or a lighter method (LoRA, then QLoRA)."""
+    seqs = max(1, math.ceil(ds.train_tokens / ctx.seq_len))
+    raw = ds.raw_bytes if ds.unit == "bytes" else 0.0
+    req = ctx.request
+    tries: list[tuple[str, Request, int | None]] = []
+    if any(getattr(req, k) is not None for k in _PINS):
+        tries.append((f"without{_pins_text(req)[5:]}", replace(req, **{k: None for k in _PINS}), n))
+    if not searched:
+        tries.append(("more GPUs", req, None))
+    if req.method == "full":
+        tries.append(("LoRA instead of full fine-tuning", replace(req, method="lora"), None))
+    if req.method in ("full", "lora"):
+        tries.append(("QLoRA", replace(req, method="qlora", precision="mixed-bf16"), None))
+    for label, r, fixed in tries:
+        try:
+            c = plan_context(ctx.spec, ctx.gpu, r, ctx.assumptions)
+        except ScenarioError:
+            continue
+        f = search(c, seqs, ds.train_tokens, raw, deadline_s, fixed, "gpus")
+        if f.shape is not None:
+            sh = f.shape
+            return (f"{label}: {f.gpus} × {ctx.gpu.slug} fit (tp {sh.tp} × pp {sh.pp} × dp {sh.dp}"
+                    + (f", ep {sh.ep}" if sh.ep > 1 else "")
+                    + f", ZeRO-{sh.zero}, offload {sh.offload}, micro-batch {f.micro_batch})")
+    return f"nothing tried fits on up to {ctx.gpu_counts[-1]} × {ctx.gpu.slug}: choose a GPU with more memory"
 
 
 def _limit_text(ctx: PlanContext, n: int, layout: TrainingLayout, tb: TimeBreakdown, deadline_s: float,
@@ -221,13 +265,14 @@ def _cluster_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, 
             net_parts["comm_gbps"] = cluster.gbps(per_gpu * gpn_used / step_compute)
     ingest_window = float(a["tokenization_time_fraction"]) * deadline_s
     net_parts["ingest_gbps"] = cluster.gbps((ds.raw_bytes + ctx.checkpoint_native_bytes) / nodes / ingest_window)
-    # The link to provision: what hides communication behind compute, but never more than the node's
-    # network (beyond it the communication is exposed in the time, and a note says so). Tiny runs with
-    # one short step would otherwise "need" far more than any network offers.
-    link_gbps = net_parts["comm_gbps"]
-    if node.network_gbps and link_gbps > node.network_gbps:
-        link_gbps = node.network_gbps
-    network = max(link_gbps, net_parts["ingest_gbps"])
+    # The link to provision per node: what the communication model needs to hide behind compute (or the
+    # data ingest), rounded up to a real NIC speed, never below the node's own NICs (what one rents or buys
+    # comes with them). Neighbouring plans on the same node therefore show the same network.
+    need = max(net_parts["comm_gbps"], net_parts["ingest_gbps"])
+    net_parts["needed_gbps"] = need
+    net_parts["needed_nic_gbps"] = cluster.nic_gbps_at_least(need)
+    net_parts["node_nic_gbps"] = node.network_gbps
+    network = cluster.provisioned_network_gbps(need, node)
     rdma = cluster.rdma_needed(net_parts["comm_gbps"], nodes, a)
     if node.instance is None:
         notes.append(f"no cloud instance with {ctx.gpu.slug} in the catalog: generic {node.gpus_per_node}-GPU "
@@ -249,6 +294,8 @@ def _cluster_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, 
         nodes=nodes, gpus_per_node=node.gpus_per_node, cpu_cores=int(cpu["total"]),
         ram_bytes=int(round(ram["total"] * nodes)), storage_bytes=int(round(storage["total"])),
         network_gbps=round(network, 3), rdma_needed=rdma, instance=node.slug, node=node.to_dict(),
+        cpu_cores_per_node=int(math.ceil(cpu["total"] / nodes)), ram_bytes_per_node=int(round(ram["total"])),
+        storage_bytes_per_node=int(math.ceil(storage["total"] / nodes)),
         cpu_cores_parts=cpu, ram_per_node_parts=ram, storage_parts=storage, network_parts=net_parts,
         notes=tuple(notes))
 

@@ -118,7 +118,7 @@ class ClusterPlan:
     cpu_cores: int              # vCPUs required, all nodes
     ram_bytes: int              # host RAM required, all nodes
     storage_bytes: int          # shared storage required
-    network_gbps: float         # per node: link to provision (traffic to hide behind compute, capped at the node's network; or data ingest)
+    network_gbps: float         # per node: the communication/ingest need rounded up to a NIC speed, at least the node's NICs
     rdma_needed: bool
     instance: str | None
     node: dict                  # what one instance provides (vCPUs, RAM, NVMe, network, price)
@@ -127,6 +127,9 @@ class ClusterPlan:
     storage_parts: dict
     network_parts: dict
     notes: tuple[str, ...]
+    cpu_cores_per_node: int = 0       # vCPUs required on each node
+    ram_bytes_per_node: int = 0       # host RAM required on each node
+    storage_bytes_per_node: int = 0   # the shared storage's share per node (striped over local NVMe)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -166,6 +169,7 @@ class FinetunePlan:
     limit: str                  # what limits a plan that misses the deadline ("" when it meets it)
     notes: tuple[str, ...] = ()
     optimize: str = "cost"      # what the search minimised (choices.OPTIMIZE)
+    would_fit: str = ""         # when nothing fits: the nearest thing that does
 
     @property
     def hours(self) -> float | None:
@@ -228,11 +232,14 @@ class FinetunePlan:
             "time": self.time.to_dict() if self.time else None,
             "cluster": ({"nodes": cl.nodes, "gpus_per_node": cl.gpus_per_node, "cpu_cores": cl.cpu_cores,
                          "ram_bytes": cl.ram_bytes, "storage_bytes": cl.storage_bytes,
+                         "cpu_cores_per_node": cl.cpu_cores_per_node, "ram_bytes_per_node": cl.ram_bytes_per_node,
+                         "storage_bytes_per_node": cl.storage_bytes_per_node,
                          "network_gbps": cl.network_gbps, "rdma_needed": cl.rdma_needed, "instance": cl.instance,
                          "node": cl.node, "cpu_cores_parts": cl.cpu_cores_parts,
                          "ram_per_node_parts": cl.ram_per_node_parts, "storage_parts": cl.storage_parts,
                          "network_parts": cl.network_parts, "notes": list(cl.notes)} if cl else None),
             "cost_usd": self.cost_usd, "optimize": self.optimize, "instance": self.instance(),
+            "would_fit": self.would_fit,
             "searched": self.searched, "limit": self.limit, "notes": list(self.notes),
         }
 
