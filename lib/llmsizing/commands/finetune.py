@@ -24,7 +24,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
         pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
         gpu_memory=args.gpu_memory, assumptions=assumption_overrides(args.assumption_sets),
-        optimize=args.optimize)
+        optimize=args.optimize, global_batch=args.global_batch)
     d = plan.to_dict()
     if args.json:
         print_json(d)
@@ -149,7 +149,10 @@ def register(sub) -> None:
     p.add_argument("--zero", type=int, choices=ZERO_STAGES, default=None, help="ZeRO stage (default: search)")
     p.add_argument("--offload", choices=OFFLOADS, default=None, help="CPU offload (default: search)")
     p.add_argument("--tp", type=int, default=None, help="tensor-parallel degree (default: search)")
-    p.add_argument("--pp", type=int, default=None, help="pipeline-parallel degree (default 1)")
+    p.add_argument("--pp", type=int, default=None,
+                   help="pipeline-parallel degree (default: 1, searched up to 16 where nothing else fits)")
+    p.add_argument("--global-batch", type=int, default=None,
+                   help="sequences per optimizer step (default: global_batch_tokens / seq-len)")
     p.add_argument("--ep", type=int, default=None, help="expert-parallel degree, MoE only (default: search)")
     p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16)")
     p.add_argument("--lora-targets", default="all-linear", help="all-linear | attention | q,v | module names")

@@ -23,7 +23,7 @@ def micro_batch_options(ctx: PlanContext) -> list[int]:
 
 def fits(ctx: PlanContext, tp, pp, dp, ep, zero, offload, gc, mb, node: cluster.NodeType) -> bool:
     """Fits the GPU's memory, and with offloading the node's usable host RAM."""
-    if not ctx.oracle.fits_gpu(ctx.memory_key(tp, pp, dp, ep, zero, offload, gc, mb), ctx.gpu.memory_bytes):
+    if not ctx.oracle_for(tp, pp).fits_gpu(ctx.memory_key(tp, pp, dp, ep, zero, offload, gc, mb), ctx.gpu.memory_bytes):
         return False
     if node.ram_bytes is not None and offload != "none":
         m = ctx.memory(tp, pp, dp, ep, zero, offload, gc, mb)
@@ -85,7 +85,7 @@ def fit_micro_batch(ctx: PlanContext, sh: Shape, n: int) -> int:
 def confirm_fit(ctx: PlanContext, sh: Shape, mb: int) -> bool:
     """Confirm a predicted fit with a direct call of the memory model (pp > 1)."""
     key = ctx.memory_key(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, mb)
-    return ctx.oracle.fits_exact(key, ctx.gpu.memory_bytes)
+    return ctx.oracle_for(sh.tp, sh.pp).fits_exact(key, ctx.gpu.memory_bytes)
 
 
 def fit_micro_batch_exact(ctx: PlanContext, sh: Shape) -> int:

@@ -58,20 +58,23 @@ def plan_finetune(
     gpu_memory: str | None = None,
     assumptions: Assumptions | Mapping | None = None,
     optimize: str = "cost",
+    global_batch: int | None = None,
 ) -> FinetunePlan:
     """Plan a fine-tuning run: the GPU count and layout that fit, meet the deadline and minimise
     ``optimize`` (``cost``: the cheapest, default; ``time``: the fastest; ``gpus``: the fewest GPUs).
 
     ``gpus`` fixes the count (the best layout on exactly that many GPUs is evaluated); other
-    ``None`` arguments are searched. Raises ``ScenarioError`` on bad input (one line naming the
-    accepted forms); "does not fit" and "misses the deadline" are results, not errors.
+    ``None`` arguments are searched. ``global_batch`` sets the sequences per optimizer step (default
+    ``global_batch_tokens`` / ``seq_len``); it caps data parallelism × micro-batch. Raises
+    ``ScenarioError`` on bad input (one line naming the accepted forms); "does not fit" and "misses the
+    deadline" are results, not errors.
     """
     a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
     one_of(optimize, OPTIMIZE, "optimize")
     spec, g = _resolve(model, gpu, gpu_memory)
     req = Request(method=method, precision=precision, optimizer=optimizer, seq_len=seq_len, lora_rank=lora_rank,
                   lora_targets=lora_targets, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
-                  zero=zero, offload=offload, tp=tp, pp=pp, ep=ep)
+                  zero=zero, offload=offload, tp=tp, pp=pp, ep=ep, global_batch=global_batch)
     dl = parse_duration_s(deadline)
     ds = dataset_size(data, spec, language=language, tokenizer=tokenizer, epochs=epochs, packing=packing,
                       assumptions=a)

@@ -31,6 +31,7 @@ class Request:
     tp: int | None = None
     pp: int | None = None
     ep: int | None = None
+    global_batch: int | None = None     # sequences per optimizer step (None: global_batch_tokens / seq_len)
 
     def __post_init__(self) -> None:
         one_of(self.method, METHODS, "method")
@@ -38,7 +39,7 @@ class Request:
             one_of(self.offload, OFFLOADS, "offload")
         if self.zero is not None:
             one_of(self.zero, ZERO_STAGES, "ZeRO stage")
-        for name in ("seq_len", "lora_rank", "micro_batch", "tp", "pp", "ep"):
+        for name in ("seq_len", "lora_rank", "micro_batch", "tp", "pp", "ep", "global_batch"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ScenarioError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")

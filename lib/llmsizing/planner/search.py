@@ -51,8 +51,19 @@ def best_at(ctx: PlanContext, n: int, seqs: int, tok_s: float, deadline_s: float
     to "does some layout on ``n`` GPUs meet ``deadline_s``?" (so the smallest count is exact).
     """
     shapes = ctx.shapes(n)
-    if not shapes or not frugal_fits(ctx, n):
+    if not shapes:
+        # no layout without pipeline parallelism is valid here (data parallelism beyond the global batch):
+        # the large-model regime, where Megatron-style runs add pipeline stages
+        large = ctx.shapes(n, large=True)
+        return _best_in(ctx, large, n, seqs, tok_s, deadline_s) if large else None
+    if not frugal_fits(ctx, n):
         return None
+    return _best_in(ctx, shapes, n, seqs, tok_s, deadline_s)
+
+
+def _best_in(ctx: PlanContext, shapes: list[Shape], n: int, seqs: int, tok_s: float, deadline_s: float | None
+             ) -> tuple[float, Shape, int] | None:
+    """``best_at`` over the given shapes."""
     opts = micro_batch_options(ctx)
     heap = [(shape_lower_bound_s(ctx, sh, opts[-1], n, seqs, tok_s), 0, i, 0)
             for i, sh in enumerate(shapes) if sh.fit_mb != 0]
@@ -163,7 +174,8 @@ def search(ctx: PlanContext, seqs: int, train_tokens: float, raw_bytes: float, d
             if stale >= 2:
                 break
     if fastest is None:
-        largest = max((n for n in ctx.gpu_counts if ctx.shapes(n)), default=ctx.gpu_counts[0])
+        largest = max((n for n in ctx.gpu_counts if ctx.shapes(n) or ctx.shapes(n, large=True)),
+                      default=ctx.gpu_counts[0])
         return Found(largest, None, 1, searched=True)
     _, n, sh, mb = fastest
     return Found(n, sh, mb, searched=True)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, ENGINES, KV_PRECISIONS, LANGUAGES, METHODS,
-                               OPTIMIZERS, TRAIN_PRECISIONS)
+                               OPTIMIZE, OPTIMIZERS, TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
 from llmsizing.units import parse_data_size, parse_duration_s, parse_memory_bytes, parse_tokens
 
@@ -372,6 +372,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               _TUNE, choices=OPTIMIZERS),
     Parameter("train_precision", "str", "mixed-bf16", "training precision: mixed-bf16, bf16, fp32", _TUNE,
               choices=TRAIN_PRECISIONS),
+    Parameter("optimize", "str", "cost", "what each fine-tuning plan minimises among those that meet the "
+              "deadline: cost (whole instances, on-demand), time, or gpus", _TUNE, choices=OPTIMIZE),
 )
 
 _BY_NAME = {p.name: p for p in PARAMETERS}
