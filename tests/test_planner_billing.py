@@ -222,3 +222,36 @@ def test_global_batch_flag(capsys):
     assert d["layout"]["dp"] * d["micro_batch"] <= 8
     assert cli.main(["finetune", "qwen3-8b", "--gpu", "h100-80gb", "--global-batch", "0"]) == 2
     assert "global-batch" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ GPU choice
+def test_gpu_list_is_ranked_by_cost(capsys):
+    d = _cli_json(capsys, ["finetune", "qwen3-8b", "--method", "lora", "--gpu", "h100-80gb,a100-80gb,l40s",
+                           "--data", "1GB", "--json"])
+    rows = d["ranking"]
+    assert [r["gpu"] for r in rows][:1] == [d["gpu"]] and len(rows) == 3
+    priced = [r["cost_usd"] for r in rows if r["fits"] and r["meets_deadline"] and r["cost_usd"] is not None]
+    assert priced == sorted(priced)
+    assert cli.main(["finetune", "qwen3-8b", "--gpu", "h100-80gb,no-such-gpu"]) == 2
+    assert "no-such-gpu" in capsys.readouterr().err
+
+
+def test_gpu_any_covers_every_sold_gpu_and_unpriced_rank_last():
+    from llmsizing.planner.plans import gpu_choices, rank_plans
+    gpus = gpu_choices("any")
+    assert {"h100-80gb", "h20", "ascend-910b"} <= set(gpus)
+    plans = rank_plans("deepseek-r1-distill-qwen-1.5b", "lora", ["h20", "h100-80gb"], "1GB")
+    assert plans[0].gpu == "h100-80gb" and plans[0].cost_usd is not None and plans[1].cost_usd is None
+
+
+def test_fit_matrix(capsys):
+    d = _cli_json(capsys, ["fit", "--models", "deepseek-r1-distill-qwen-7b,deepseek-r1-distill-llama-70b",
+                           "--gpus", "h100-80gb,l40s", "--json"])
+    assert len(d["rows"]) == 4
+    for r in d["rows"]:
+        assert r["serving"]["fits"] and r["serving"]["gpus"] >= 1
+        assert r["finetune"]["fits"] and r["finetune"]["cost_usd"] > 0
+    seven = [r for r in d["rows"] if r["model"] == "deepseek-r1-distill-qwen-7b" and r["gpu"] == "h100-80gb"][0]
+    seventy = [r for r in d["rows"] if r["model"] == "deepseek-r1-distill-llama-70b" and r["gpu"] == "h100-80gb"][0]
+    assert seventy["serving"]["gpus"] >= seven["serving"]["gpus"]
+    assert seventy["finetune"]["cost_usd"] > seven["finetune"]["cost_usd"]

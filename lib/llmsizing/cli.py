@@ -11,11 +11,11 @@ import sys
 from typing import Sequence
 
 from llmsizing import __version__
-from llmsizing.commands import (assumptions_cmd, catalog_cmds, diff, finetune, output, refresh, run, serve,
+from llmsizing.commands import (assumptions_cmd, catalog_cmds, diff, finetune, fit, output, refresh, run, serve,
                                 validate)
 from llmsizing.errors import SizingError
 
-COMMAND_MODULES = (catalog_cmds, serve, run, assumptions_cmd, refresh, diff, validate, finetune)
+COMMAND_MODULES = (catalog_cmds, serve, run, assumptions_cmd, refresh, diff, validate, finetune, fit)
 
 EXIT_USAGE = 2
 

@@ -12,25 +12,56 @@ from llmsizing.choices import (LANGUAGES, METHODS, OFFLOADS, OPTIMIZE, OPTIMIZER
 from llmsizing.commands.common import add_set_argument, assumption_overrides
 from llmsizing.commands.output import print_json
 from llmsizing.planner.audit import audit_table, default_table_path
-from llmsizing.planner.plans import plan_finetune
+from llmsizing.planner.plans import gpu_choices, plan_finetune, rank_plans
 
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    plan = plan_finetune(
-        args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,
-        language=args.language, tokenizer=args.tokenizer, packing=not args.padding, gpus=args.gpus,
-        seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
-        precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
-        pp=args.pp, ep=args.ep, lora_rank=args.lora_rank, lora_targets=args.lora_targets,
-        gpu_memory=args.gpu_memory, assumptions=assumption_overrides(args.assumption_sets),
-        optimize=args.optimize, global_batch=args.global_batch)
-    d = plan.to_dict()
+    kw = dict(deadline=args.deadline, epochs=args.epochs, language=args.language, tokenizer=args.tokenizer,
+              packing=not args.padding, gpus=args.gpus, seq_len=args.seq_len, micro_batch=args.micro_batch,
+              gradient_checkpointing=args.gradient_checkpointing, precision=args.precision,
+              optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp, pp=args.pp, ep=args.ep,
+              lora_rank=args.lora_rank, lora_targets=args.lora_targets, gpu_memory=args.gpu_memory,
+              assumptions=assumption_overrides(args.assumption_sets), optimize=args.optimize,
+              global_batch=args.global_batch)
+    choices = gpu_choices(args.gpu)
+    if len(choices) == 1 and args.gpu.strip().lower() != "any":
+        d = plan_finetune(args.model, args.method, choices[0], args.data, **kw).to_dict()
+        ranking = None
+    else:
+        plans = rank_plans(args.model, args.method, choices, args.data, **kw)
+        d = plans[0].to_dict()
+        ranking = [_rank_row(p) for p in plans]
+        d["ranking"] = ranking
     if args.json:
         print_json(d)
     else:
         print(render_plan(d))
+        if ranking:
+            print("\n" + render_ranking(ranking, args.optimize))
     return 0
+
+
+def _rank_row(p) -> dict:
+    inst = p.instance()
+    return {"gpu": p.gpu, "gpus": p.gpus, "fits": p.fits, "meets_deadline": p.meets_deadline, "hours": p.hours,
+            "gpu_hours": p.gpu_hours, "cost_usd": p.cost_usd,
+            "instance": inst["name"] if inst else None, "provider": inst["provider"] if inst else None,
+            "price_kind": inst["price_kind"] if inst else None}
+
+
+def render_ranking(rows: list[dict], optimize: str) -> str:
+    """The GPU types ranked (``--gpu any`` or a comma list)."""
+    lines = [f"GPU types ranked by {optimize} (fitting and on time first; no price: after the priced ones)"]
+    for i, r in enumerate(rows, 1):
+        if not r["fits"]:
+            lines.append(f"{i:>3}. {r['gpu']:18} does not fit")
+            continue
+        cost = f"USD {r['cost_usd']:,.0f}" if r["cost_usd"] is not None else "no price"
+        where = f" on {r['instance']} ({r['provider']})" if r["instance"] else " (generic nodes)"
+        lines.append(f"{i:>3}. {r['gpu']:18} {r['gpus']:>6} GPUs  {fmt_hours(r['hours']):>10}  {cost:>14}"
+                     f"{'' if r['meets_deadline'] else '  LATE'}{where}")
+    return "\n".join(lines)
 
 
 def render_plan(d: dict) -> str:
@@ -128,7 +159,8 @@ def register(sub) -> None:
                                    "Without --gpus the planner chooses the count.")
     p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
     p.add_argument("--method", choices=METHODS, default="lora", help="fine-tuning method (default lora)")
-    p.add_argument("--gpu", required=True, help="GPU catalog slug (see 'llmsizing gpus')")
+    p.add_argument("--gpu", required=True,
+                   help="GPU catalog slug (see 'llmsizing gpus'), a comma list, or 'any': plan each and rank them")
     p.add_argument("--gpu-memory", default=None, help="override the GPU's memory, e.g. 24GiB")
     p.add_argument("--gpus", type=int, default=None, help="evaluate exactly this many GPUs")
     p.add_argument("--optimize", choices=OPTIMIZE, default="cost",

@@ -328,3 +328,36 @@ def evaluate_training_layout(
     return plan_finetune(model, method, gpu, data, deadline=deadline, gpus=gpus, tp=tp, pp=pp, ep=ep, zero=zero,
                          offload=offload, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
                          **kwargs)
+
+
+def gpu_choices(gpu: str) -> list[str]:
+    """The GPU types a ``--gpu`` value names: ``any`` (every catalog GPU that some on-demand instance
+    carries, so that plans can be priced and ranked), a comma list, or one slug."""
+    text = str(gpu).strip()
+    if text.lower() == "any":
+        from llmsizing import instances
+        return sorted({i.gpu for i in instances.instance_catalog().values() if i.price_kind == "on-demand"})
+    names = [g.strip() for g in text.split(",") if g.strip()]
+    if not names:
+        raise ScenarioError(f"--gpu {gpu!r} names no GPU; give a slug, a comma list or 'any'")
+    return [catalog.load_gpu(g).slug for g in names]
+
+
+def rank_key(p: FinetunePlan, optimize: str) -> tuple:
+    """How ``rank_plans`` orders plans: fitting, then meeting the deadline, then the objective (unpriced
+    plans after priced ones for cost), then time."""
+    inf = math.inf
+    hours = p.hours if p.hours is not None else inf
+    head = (not p.fits, not p.meets_deadline)
+    if optimize == "cost":
+        return head + (p.cost_usd is None, p.cost_usd if p.cost_usd is not None else inf, hours)
+    if optimize == "gpus":
+        return head + (p.gpus, hours)
+    return head + (hours,)
+
+
+def rank_plans(model: str | ModelSpec, method: str, gpu_types: list[str], data: str | int | float, *,
+               optimize: str = "cost", **kwargs: Any) -> list[FinetunePlan]:
+    """A plan per GPU type in ``gpu_types``, best first (``rank_key``): what ``finetune --gpu any`` prints."""
+    plans = [plan_finetune(model, method, g, data, optimize=optimize, **kwargs) for g in gpu_types]
+    return sorted(plans, key=lambda p: rank_key(p, optimize))
