@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmsizing import catalog, instances
+from llmsizing import catalog, instances, servers
 from llmsizing.planner import cluster
 from llmsizing.planner import memory_oracle
 from llmsizing.planner import context as planner_context
@@ -330,7 +330,6 @@ def test_catalog_price_kinds_and_unpriced_rows():
 
 
 def test_servers_catalog():
-    from llmsizing import servers
     dgx = servers.server_catalog()["nvidia-dgx-h100"]
     assert dgx.gpus == 8 and dgx.cpu_cores == 112 and dgx.ram_bytes == 2048 * 2**30
     assert dgx.compute_network_gbps >= 8 * 400     # 8 × 400 Gbit/s ConnectX-7 compute ports

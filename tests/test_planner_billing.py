@@ -12,15 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmsizing import cli, instances
+from llmsizing import catalog, cli, instances
+from llmsizing.assumptions import Assumptions
 from llmsizing.choices import CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, OPTIMIZE
+from llmsizing.comm import pipeline_bubble_fraction
 from llmsizing.errors import ScenarioError
 from llmsizing.planner import cluster
 from llmsizing.planner.context import plan_context
 from llmsizing.planner.fit import surely_too_big
-from llmsizing.planner.plans import plan_finetune
-from llmsizing.assumptions import Assumptions
-from llmsizing import catalog
+from llmsizing.planner.plans import gpu_choices, plan_finetune, rank_plans
+from llmsizing.planner.request import Request
 
 REPORT_METHODS = ("lora", "qlora", "full")
 REPORT_GPUS = ("h100-80gb", "h200", "a100-80gb", "l40s")   # report/parameters.py default `gpus`
@@ -73,7 +74,7 @@ def test_ladder_counts_are_whole_instances():
     for gpu in ("h100-80gb", "a100-80gb", "l40s", "h20"):
         g = catalog.load_gpu(gpu)
         ctx = plan_context(catalog.load_model("qwen3-8b"), g,
-                           plan_finetune.__globals__["Request"](method="lora"), a)
+                           Request(method="lora"), a)
         for n in ctx.gpu_counts:
             node = cluster.node_for_gpus(g, n, a)
             assert n % node.gpus_per_node == 0 or n == node.gpus_per_node, (gpu, n, node.gpus_per_node)
@@ -167,7 +168,7 @@ def test_bf16_precheck_counts_bf16_adam_states():
                       offload="none")
     assert p.fits
     ctx = plan_context(catalog.load_model("qwen3-8b"), catalog.load_gpu("h100-80gb"),
-                       plan_finetune.__globals__["Request"](method="full", precision="bf16"), Assumptions())
+                       Request(method="full", precision="bf16"), Assumptions())
     assert ctx.optimizer_bytes_per_param == pytest.approx(4.0)      # 2 bf16 moments × 2 B
     for sh in ctx.shapes(1):
         m = ctx.memory(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, 1)
@@ -203,8 +204,6 @@ def test_405b_on_16384_gpus_finds_a_pipeline_layout():
 
 
 def test_interleaved_bubble_matches_the_bubble_fraction():
-    from llmsizing.comm import pipeline_bubble_fraction
-    from llmsizing.planner.request import Request
     ctx = plan_context(catalog.load_model("llama-3.1-405b"), catalog.load_gpu("h100-80gb"),
                        Request(method="full", seq_len=8192), Assumptions())
     # hand-computed: 126 layers, pp 16 → v = min(4, 126 // 16 = 7) = 4; bubble = 15 / 4 = 3.75 micro-batches
@@ -237,7 +236,6 @@ def test_gpu_list_is_ranked_by_cost(capsys):
 
 
 def test_gpu_any_covers_every_sold_gpu_and_unpriced_rank_last():
-    from llmsizing.planner.plans import gpu_choices, rank_plans
     gpus = gpu_choices("any")
     assert {"h100-80gb", "h20", "ascend-910b"} <= set(gpus)
     plans = rank_plans("deepseek-r1-distill-qwen-1.5b", "lora", ["h20", "h100-80gb"], "1GB")

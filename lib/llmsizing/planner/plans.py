@@ -9,7 +9,7 @@ import math
 from dataclasses import replace
 from typing import Any, Mapping
 
-from llmsizing import catalog
+from llmsizing import catalog, instances
 from llmsizing.assumptions import Assumptions
 from llmsizing.choices import OPTIMIZE, one_of
 from llmsizing.dataset import DatasetSize, dataset_size
@@ -335,7 +335,6 @@ def gpu_choices(gpu: str) -> list[str]:
     carries, so that plans can be priced and ranked), a comma list, or one slug."""
     text = str(gpu).strip()
     if text.lower() == "any":
-        from llmsizing import instances
         return sorted({i.gpu for i in instances.instance_catalog().values() if i.price_kind == "on-demand"})
     names = [g.strip() for g in text.split(",") if g.strip()]
     if not names:

@@ -198,6 +198,8 @@ def shape_time_s(ctx: PlanContext, sh: Shape, mb: int, n: int, seqs: int, tok_s:
             v += d
     load, save = sh.io or fixed_io_s(ctx, sh, n)
     train = steps * ((ga + ctx.bubble_micro_batches(sh.pp)) * u + v)
+    if not math.isfinite(train):     # an unusable term (e.g. no CPU-Adam throughput): never chosen
+        return math.inf
     return load + save * (1 + int(train // ctx.checkpoint_interval_s)) + tok_s + train
 
 
@@ -221,6 +223,8 @@ def shape_lower_bound_s(ctx: PlanContext, sh: Shape, max_mb: int, n: int, seqs: 
         u += gather - ovz * m
     v = off + (ar - ovd * m if ar and ar > ovd * m else 0.0)
     train = steps * (r * u / m + ctx.bubble_micro_batches(sh.pp) * ((C if C > H else H) + D) + v)
+    if not math.isfinite(train):
+        return math.inf
     load, save = sh.io or fixed_io_s(ctx, sh, n)
     return load + save * (1 + int(train // ctx.checkpoint_interval_s)) + tok_s + train
 
@@ -242,7 +246,7 @@ def time_breakdown(ctx: PlanContext, sh: Shape, mb: int, n: int, data: DatasetSi
     micro = steps * ga
     bubble = ctx.bubble_micro_batches(sh.pp)
     train = steps * ((ga + bubble) * u + v)
-    saves = 1 + int(train // ctx.checkpoint_interval_s)
+    saves = 1 + int(train // ctx.checkpoint_interval_s) if math.isfinite(train) else 1
     save = save * saves
     total = load + save + tok + train
     return TimeBreakdown(
