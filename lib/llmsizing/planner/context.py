@@ -131,6 +131,11 @@ class PlanContext:
                     expert_parallel_degrees=self.expert_parallel_degrees, global_batch_seqs=self.global_batch_seqs)
                 small = {(s.tp, s.pp, s.dp, s.ep, s.zero, s.offload, s.gc) for s in self.shapes(n)}
                 found = [s for s in found if (s.tp, s.pp, s.dp, s.ep, s.zero, s.offload, s.gc) not in small]
+                # large runs use tensor parallelism across the whole node (Llama 3 405B: TP 8) or none with
+                # expert parallelism (DeepSeek-V3: TP 1, EP 64); intermediate degrees are not searched here
+                # (each pipeline layout costs direct calls of the memory model)
+                tp_top = max((s.tp for s in found), default=1)
+                found = [s for s in found if s.tp in (1, tp_top)]
             else:
                 found = candidate_shapes(
                     self.spec, self.request, n, gpus_per_node=self.gpus_per_node,
