@@ -31,6 +31,13 @@ from llmsizing.planner.step_time import lower_bound_s, shape_lower_bound_s, shap
 from llmsizing.planner import cluster
 
 
+#: The cost scan stops after this many consecutive multi-node counts that meet the deadline but cost more
+#: than the cheapest so far (GPU-hours grow with the count once communication outgrows compute).
+COST_STALE_COUNTS = 2
+#: ... "more" meaning by more than this fraction (flat cost curves, near-perfect scaling, are scanned on)
+COST_STALE_MARGIN = 0.05
+
+
 @dataclass(frozen=True)
 class Found:
     """The search's answer: ``n`` GPUs, a shape and a micro-batch (``shape`` None: nothing fits on ``n``)."""
@@ -133,6 +140,7 @@ def search(ctx: PlanContext, seqs: int, train_tokens: float, raw_bytes: float, d
     #    deadline (or, for cost, already costs more than the best plan found) are skipped without a search
     if optimize in ("cost", "gpus"):
         cheapest: tuple[float, int, Shape, int] | None = None
+        dearer = 0
         for n in ctx.gpu_counts:
             tok_s = tokenize_s(ctx, raw_bytes, n)
             lb = lower_bound_s(ctx, n, train_tokens, tok_s)
@@ -148,6 +156,15 @@ def search(ctx: PlanContext, seqs: int, train_tokens: float, raw_bytes: float, d
                 cost = rate * found[0]
                 if cheapest is None or cost < cheapest[0]:
                     cheapest = (cost, n, found[1], found[2])
+                    dearer = 0
+                elif n > ctx.gpus_per_node and cost > cheapest[0] * (1.0 + COST_STALE_MARGIN):
+                    # multi-node counts rent the same node type, so cost follows GPU-hours, which grow
+                    # once scaling efficiency falls: stop after COST_STALE_COUNTS clearly dearer counts in a row
+                    dearer += 1
+                    if dearer >= COST_STALE_COUNTS:
+                        break
+                else:
+                    dearer = 0
         if cheapest is not None:
             return Found(cheapest[1], cheapest[2], cheapest[3], searched=True)
     # 2. none does: the fastest plan. Scan down from the largest count; stop when two evaluated counts
