@@ -43,12 +43,12 @@ def test_editing_the_parameters_cell_moves_the_numbers_as_documented(tmp_path):
     moved = _headline(tmp_path / "results.json")
     before = _headline(GOLDEN)  # the notebook's defaults are this scenario, with mfu_qlora_ada 0.30
 
-    # README: "the 100M run takes 5.7 h on one RTX 4090 and the 1GB run 12.3 h on 4; at 0.25 they
-    # take 6.7 h and 14.6 h (still on 1 and 4 GPUs)"
-    assert (before[f"{KEY}.100M.gpus"], round(before[f"{KEY}.100M.hours"], 1)) == (1, 5.7)
-    assert (before[f"{KEY}.1GB.gpus"], round(before[f"{KEY}.1GB.hours"], 1)) == (4, 12.3)
-    assert (moved[f"{KEY}.100M.gpus"], round(moved[f"{KEY}.100M.hours"], 1)) == (1, 6.7)
-    assert (moved[f"{KEY}.1GB.gpus"], round(moved[f"{KEY}.1GB.hours"], 1)) == (4, 14.6)
+    # README: "the 100M run takes 3.3 h on two RTX 4090 and the 1GB run 14.5 h on 4; at 0.25 they
+    # take 4.0 h and 17.3 h (still on 2 and 4 GPUs)"
+    assert (before[f"{KEY}.100M.gpus"], round(before[f"{KEY}.100M.hours"], 1)) == (2, 3.3)
+    assert (before[f"{KEY}.1GB.gpus"], round(before[f"{KEY}.1GB.hours"], 1)) == (4, 14.5)
+    assert (moved[f"{KEY}.100M.gpus"], round(moved[f"{KEY}.100M.hours"], 1)) == (2, 4.0)
+    assert (moved[f"{KEY}.1GB.gpus"], round(moved[f"{KEY}.1GB.hours"], 1)) == (4, 17.3)
     assert json.loads((tmp_path / "results.json").read_text())["results"]["assumptions"]["mfu_qlora_ada"] == 0.25
     # the assumptions appendix lists the override beside its default
     text = _outputs_text(tmp_path / "out.ipynb")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmsizing import catalog, instances
+from llmsizing import catalog, instances, servers
 from llmsizing.planner import cluster
 from llmsizing.planner import memory_oracle
 from llmsizing.planner import context as planner_context
@@ -247,7 +247,10 @@ def test_nothing_fits_is_a_result():
     p = plan_finetune("deepseek-r1", "full", "t4", "1GB", gpus=1)
     assert not p.fits and p.hours is None and not p.meets_deadline
     assert "no layout fits" in p.fit_reason
-    assert p.to_dict()["cluster"]["nodes"] == 1
+    # nothing to buy: no bill of materials and no cost, only why and what would fit
+    d = p.to_dict()
+    assert d["cluster"] is None and d["cost_usd"] is None and d["instance"] is None
+    assert d["would_fit"]
 
 
 def test_deadline_miss_states_the_best_and_the_limit():
@@ -284,7 +287,8 @@ def test_instance_catalog_loads_and_converts_units():
 def test_instance_strict_keys(tmp_path: Path):
     good = dict(slug="x", provider="aws", name="x", gpu="h100-80gb", gpus=8, vcpus=96, ram_GiB=1024,
                 local_nvme_GB=1000, network_Gbps=400, rdma="efa", gpu_interconnect="NVSwitch",
-                price_usd_per_hour=10.0, price_region="us-east-1", price_date="2026-01-01", sources=["s"], notes="")
+                price_usd_per_hour=10.0, price_region="us-east-1", price_date="2026-01-01", sources=["s"], notes="",
+                price_kind="on-demand", currency="USD", price=10.0, confidence="medium")
     assert instances._instance(tmp_path / "x.yaml", good).gpus == 8
     with pytest.raises(CatalogError, match="unknown key"):
         instances._instance(tmp_path / "x.yaml", {**good, "colour": "blue"})
@@ -294,6 +298,45 @@ def test_instance_strict_keys(tmp_path: Path):
         instances._instance(tmp_path / "x.yaml", {**good, "rdma": "pigeons"})
     with pytest.raises(CatalogError, match="gpu"):
         instances._instance(tmp_path / "x.yaml", {**good, "gpu": "no-such-gpu"})
+    with pytest.raises(CatalogError, match="price_kind"):
+        instances._instance(tmp_path / "x.yaml", {**good, "price_kind": "reserved"})
+    with pytest.raises(CatalogError, match="currency"):
+        instances._instance(tmp_path / "x.yaml", {**good, "currency": "EUR"})
+    with pytest.raises(CatalogError, match="confidence"):
+        instances._instance(tmp_path / "x.yaml", {**good, "confidence": "sure"})
+    with pytest.raises(CatalogError, match="both be null"):
+        instances._instance(tmp_path / "x.yaml", {**good, "price": None})
+    with pytest.raises(CatalogError, match="price_usd_per_hour"):
+        instances._instance(tmp_path / "x.yaml", {**good, "price": 11.0})
+    # CNY at the dated rate: 67.489 CNY = 10 USD at 6.7489 per USD (exchange_rates.yaml, 2026-09-24)
+    cny = instances._instance(tmp_path / "x.yaml", {**good, "currency": "CNY", "price": 67.489})
+    assert cny.price_usd_per_hour == 10.0 and cny.currency == "CNY"
+    with pytest.raises(CatalogError, match="per USD"):
+        instances._instance(tmp_path / "x.yaml", {**good, "currency": "CNY", "price": 10.0})
+
+
+def test_catalog_price_kinds_and_unpriced_rows():
+    """Plans use on-demand prices only: the p5e capacity-block rate and CoreWeave's spot rate never win;
+    unpriced rows are listed but never ranked."""
+    od = instances.instances_for_gpu("h200")
+    assert all(i.price_kind == "on-demand" for i in od)
+    assert "aws-p5e.48xlarge" not in {i.slug for i in od}
+    assert instances.load_instance("aws-p5e.48xlarge").price_kind == "capacity-block"
+    assert "coreweave-hgx-h100-spot" not in {i.slug for i in instances.instances_for_gpu("h100-80gb")}
+    assert "coreweave-hgx-h100-spot" in {i.slug for i in instances.instances_for_gpu("h100-80gb", ("spot",))}
+    assert all(not i.priced for i in instances.unpriced_instances_for_gpu("h20"))
+    # 1, 2, 4 and 8-GPU H100 offerings exist
+    assert {1, 2, 4, 8} <= {i.gpus for i in instances.instances_for_gpu("h100-80gb")}
+
+
+def test_servers_catalog():
+    dgx = servers.server_catalog()["nvidia-dgx-h100"]
+    assert dgx.gpus == 8 and dgx.cpu_cores == 112 and dgx.ram_bytes == 2048 * 2**30
+    assert dgx.compute_network_gbps >= 8 * 400     # 8 × 400 Gbit/s ConnectX-7 compute ports
+    assert any(s.gpu == "h20" for s in servers.list_servers())
+    with pytest.raises(CatalogError, match="unknown key"):
+        servers._server(Path("x.yaml"), {**servers.catalog.read_yaml_file(
+            servers.catalog.CATALOG_DIR / "servers" / "nvidia-dgx-h100.yaml"), "colour": "blue"})
 
 
 def test_cheapest_instance_holds_the_gpus():

@@ -1,8 +1,9 @@
 """Property-based tests of the planner (hypothesis): monotone in data and in the deadline.
 
-The planner returns the smallest GPU count whose best layout meets the deadline (an exact scan over
-the count ladder; each layout's time is non-decreasing in the data). So, among plans that meet
-their deadline: more data never needs fewer GPUs, and a longer deadline never needs more.
+With ``optimize="gpus"`` the planner returns the smallest GPU count whose best layout meets the deadline
+(an exact scan over the count ladder; each layout's time is non-decreasing in the data). So, among plans
+that meet their deadline: more data never needs fewer GPUs, and a longer deadline never needs more.
+The default objective (cost) has its own properties in test_planner_billing.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ hours = st.floats(min_value=0.5, max_value=200.0)
 
 
 def _plan(model, method, gpu, data_bytes, deadline_h):
-    return plan_finetune(model, method, gpu, f"{data_bytes:.6g}", deadline=f"{deadline_h:.6g}h")
+    return plan_finetune(model, method, gpu, f"{data_bytes:.6g}", deadline=f"{deadline_h:.6g}h", optimize="gpus")
 
 
 @SETTINGS

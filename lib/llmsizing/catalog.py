@@ -55,7 +55,15 @@ INTERCONNECT_KEYS = {"type", "intra_node_GB_per_s_unidirectional", "nvlink"}
 INSTANCE_KEYS = {
     "slug", "provider", "name", "gpu", "gpus", "vcpus", "ram_GiB", "local_nvme_GB", "network_Gbps", "rdma",
     "gpu_interconnect", "price_usd_per_hour", "price_region", "price_date", "sources", "notes",
+    "price_kind", "currency", "price", "confidence",
 }
+SERVER_KEYS = {
+    "slug", "name", "vendor", "form_factor", "gpu", "gpus", "gpu_interconnect", "cpu_model", "cpu_sockets",
+    "cpu_cores_total", "ram_GiB", "nvme_TB", "nics", "power_kW_max", "list_price", "list_price_note", "confidence",
+    "sources", "notes",
+}
+SERVER_NIC_KEYS = {"count", "Gbps", "rdma", "purpose"}
+SERVER_LIST_PRICE_KEYS = {"currency", "value", "date", "source"}
 PRECISION_KEYS = {
     "slug", "name", "bits", "group_size", "scale_bytes_per_group", "second_level_bytes_per_group",
     "compute", "family", "aliases", "sources", "notes",

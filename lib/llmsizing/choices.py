@@ -26,6 +26,16 @@ DEFAULT_FRAMEWORK = "hf-peft"
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "forloop")
 ADAPTER_DTYPES = ("auto", "working", "fp32")
 LOSS_IMPLS = ("auto", "eager", "chunked", "fused-linear")
+#: what a fine-tuning plan minimises: cost (the cheapest plan that meets the deadline), time (the fastest),
+#: gpus (the fewest GPUs that meet the deadline)
+OPTIMIZE = ("cost", "time", "gpus")
+
+# ---------------------------------------------------------------- hardware catalogs
+#: how an instance's price is bought (catalog key ``price_kind``); plans use on-demand unless asked
+PRICE_KINDS = ("on-demand", "committed-1y", "committed-3y", "spot", "capacity-block")
+CURRENCIES = ("USD", "CNY")
+CONFIDENCE_LEVELS = ("high", "medium", "low")
+RDMA_KINDS = ("none", "efa", "infiniband", "roce", "gpudirect-tcpx", "gpudirect-tcpxo")
 
 # ---------------------------------------------------------------- serving
 ENGINES = ("vllm", "sglang", "tensorrt-llm", "transformers", "llama.cpp")

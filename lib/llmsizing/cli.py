@@ -14,11 +14,11 @@ import threading
 from typing import Sequence
 
 from llmsizing import __version__
-from llmsizing.commands import (assumptions_cmd, catalog_cmds, completion, diff, finetune, output, refresh, run,
-                                serve, validate)
+from llmsizing.commands import (assumptions_cmd, catalog_cmds, completion, diff, finetune, fit, output, refresh,
+                                run, serve, validate)
 from llmsizing.errors import SizingError
 
-COMMAND_MODULES = (catalog_cmds, serve, run, assumptions_cmd, refresh, diff, validate, finetune, completion)
+COMMAND_MODULES = (catalog_cmds, serve, run, assumptions_cmd, refresh, diff, validate, finetune, fit, completion)
 
 EXIT_USAGE = 2
 

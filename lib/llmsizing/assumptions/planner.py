@@ -116,6 +116,19 @@ ASSUMPTIONS = (
         "arXiv:2412.19437 §3.2) or pass --pp",
         "Largest pipeline-parallel degree the planner tries (a pinned --pp is always tried).", "planner"),
     Assumption(
+        "max_pipeline_stages_large", 16, "stages",
+        "Megatron-LM / NeMo runs combine pipeline parallelism with a ZeRO-1 distributed optimizer; Llama 3 405B "
+        "trained with PP16 (arXiv:2407.21783 §3.3.2, Table 4), DeepSeek-V3 with PP16 (arXiv:2412.19437 §3.2)",
+        "Largest pipeline-parallel degree tried on a GPU count where no layout without pipeline parallelism "
+        "fits or is valid (the large-model regime).", "planner"),
+    Assumption(
+        "pipeline_virtual_stages_max", 4, "chunks",
+        "Megatron-LM's interleaved 1F1B schedule splits each GPU's layers into v model chunks and divides the "
+        "bubble by v (Narayanan et al. 2021, arXiv:2104.04473 §2.2.2); Llama 3 405B used an interleaved "
+        "schedule (arXiv:2407.21783 §3.3.2); v = 2-4 is common in NeMo performance recipes",
+        "Most virtual pipeline stages (model chunks per GPU) the step-time model assumes with pipeline "
+        "parallelism (at least one layer per chunk).", "planner"),
+    Assumption(
         "planner_expert_parallel", "8,64", "GPUs",
         "EP8 stays inside one 8-GPU NVLink node; DeepSeek-V3 pre-training used EP64 across 8 nodes "
         "(arXiv:2412.19437 §3.2)",

@@ -7,13 +7,13 @@ import argparse
 import re
 
 from llmsizing.units import SECONDS_PER_HOUR, fmt_count, fmt_gb, fmt_gib, fmt_hours
-from llmsizing.choices import (DEFAULT_FRAMEWORK, FRAMEWORKS, LANGUAGES, METHODS, OFFLOADS, OPTIMIZERS,
+from llmsizing.choices import (DEFAULT_FRAMEWORK, FRAMEWORKS, LANGUAGES, METHODS, OFFLOADS, OPTIMIZE, OPTIMIZERS,
                                TOKENIZER_FAMILIES, TRAIN_PRECISIONS, ZERO_STAGES)
 from llmsizing.commands.common import add_set_argument, assumption_overrides, number_text, parse_counts, tokens_arg
 from llmsizing.commands.output import print_json
 from llmsizing.errors import ScenarioError
 from llmsizing.planner.audit import audit_table, default_table_path
-from llmsizing.planner.plans import plan_finetune
+from llmsizing.planner.plans import gpu_choices, plan_finetune, rank_plans
 from llmsizing.training.aliases import alias_overrides
 
 
@@ -25,23 +25,55 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             if value is not None:
                 raise ScenarioError(f"{flag} applies to --method lora and qlora only; --method full trains every "
                                     f"weight (drop {flag}, or choose --method lora)")
-    plan = plan_finetune(
-        args.model, args.method, args.gpu, args.data, deadline=args.deadline, epochs=args.epochs,
-        language=args.language, tokenizer=args.tokenizer, packing=not args.padding, gpus=args.gpus,
-        seq_len=args.seq_len, micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
-        precision=args.precision, optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp,
-        pp=args.pp, ep=args.ep, lora_rank=16 if args.lora_rank is None else args.lora_rank,
-        lora_targets=args.lora_targets or "all-linear", framework=args.framework,
-        gpu_memory=args.gpu_memory, assumptions=alias_overrides(
-            model=args.model, method=args.method, gpu=args.gpu, language=args.language, tokenizer=args.tokenizer,
-            mfu=args.mfu, tokens_per_byte=args.tokens_per_byte,
-            assumptions=assumption_overrides(args.assumption_sets)))
-    d = plan.to_dict()
+    kw = dict(deadline=args.deadline, epochs=args.epochs, language=args.language, tokenizer=args.tokenizer,
+              packing=not args.padding, gpus=args.gpus, seq_len=args.seq_len, micro_batch=args.micro_batch,
+              gradient_checkpointing=args.gradient_checkpointing, precision=args.precision,
+              optimizer=args.optimizer, zero=args.zero, offload=args.offload, tp=args.tp, pp=args.pp, ep=args.ep,
+              lora_rank=16 if args.lora_rank is None else args.lora_rank,
+              lora_targets=args.lora_targets or "all-linear", framework=args.framework,
+              gpu_memory=args.gpu_memory, optimize=args.optimize, global_batch=args.global_batch,
+              assumptions=alias_overrides(
+                  model=args.model, method=args.method, gpu=args.gpu, language=args.language,
+                  tokenizer=args.tokenizer, mfu=args.mfu, tokens_per_byte=args.tokens_per_byte,
+                  assumptions=assumption_overrides(args.assumption_sets)))
+    choices = gpu_choices(args.gpu)
+    if len(choices) == 1 and args.gpu.strip().lower() != "any":
+        d = plan_finetune(args.model, args.method, choices[0], args.data, **kw).to_dict()
+        ranking = None
+    else:
+        plans = rank_plans(args.model, args.method, choices, args.data, **kw)
+        d = plans[0].to_dict()
+        ranking = [_rank_row(p) for p in plans]
+        d["ranking"] = ranking
     if args.json:
         print_json(d)
     else:
         print(render_plan(d))
+        if ranking:
+            print("\n" + render_ranking(ranking, args.optimize))
     return 0
+
+
+def _rank_row(p) -> dict:
+    inst = p.instance()
+    return {"gpu": p.gpu, "gpus": p.gpus, "fits": p.fits, "meets_deadline": p.meets_deadline, "hours": p.hours,
+            "gpu_hours": p.gpu_hours, "cost_usd": p.cost_usd,
+            "instance": inst["name"] if inst else None, "provider": inst["provider"] if inst else None,
+            "price_kind": inst["price_kind"] if inst else None}
+
+
+def render_ranking(rows: list[dict], optimize: str) -> str:
+    """The GPU types ranked (``--gpu any`` or a comma list)."""
+    lines = [f"GPU types ranked by {optimize} (fitting and on time first; no price: after the priced ones)"]
+    for i, r in enumerate(rows, 1):
+        if not r["fits"]:
+            lines.append(f"{i:>3}. {r['gpu']:18} does not fit")
+            continue
+        cost = f"USD {r['cost_usd']:,.0f}" if r["cost_usd"] is not None else "no price"
+        where = f" on {r['instance']} ({r['provider']})" if r["instance"] else " (generic nodes)"
+        lines.append(f"{i:>3}. {r['gpu']:18} {r['gpus']:>6} GPUs  {fmt_hours(r['hours']):>10}  {cost:>14}"
+                     f"{'' if r['meets_deadline'] else '  LATE'}{where}")
+    return "\n".join(lines)
 
 
 def render_plan(d: dict) -> str:
@@ -80,18 +112,30 @@ def render_plan(d: dict) -> str:
         ]
     if d["limit"]:
         lines.append(f"{'Limit':14} {d['limit']}")
+    if not d["fits"] and d.get("would_fit"):
+        lines.append(f"{'Would fit':14} {d['would_fit']}")
     if cl:
-        node = cl["node"]
+        node, inst = cl["node"], d.get("instance")
+        price = ""
+        if inst and inst["price_usd_per_hour"] is not None:
+            price = (f", USD {inst['price_usd_per_hour']:,.2f}/h {inst['price_kind']}, {inst['region']}, "
+                     f"price of {inst['price_date']}")
+        elif inst:
+            price = ", no public price"
         lines += [
             "",
-            f"{'Nodes':14} {cl['nodes']} × {node['instance_name'] or 'generic node'} ({cl['gpus_per_node']} GPUs each"
-            + (f", ${node['price_usd_per_hour']:,.2f}/h" if node["price_usd_per_hour"] else "") + ")",
-            f"{'CPU':14} {cl['cpu_cores']:,} vCPUs",
-            f"{'RAM':14} {fmt_gib(cl['ram_bytes'])} in all",
-            f"{'Storage':14} {fmt_gb(cl['storage_bytes'])}",
-            f"{'Network':14} {cl['network_gbps']:,.3g} Gbps per node"
-            + (" (RDMA: InfiniBand, RoCE or EFA)" if cl["rdma_needed"] else ""),
-            f"{'Cost':14} " + (f"${d['cost_usd']:,.0f} on demand" if d["cost_usd"] is not None else "no price"),
+            f"{'Nodes':14} {cl['nodes']} × {node['instance_name'] or 'generic node'}"
+            + (f" ({node['provider']})" if node.get("provider") else "")
+            + f" ({cl['gpus_per_node']} GPUs each{price})",
+            f"{'CPU':14} {cl['cpu_cores_per_node']:,} vCPUs per node, {cl['cpu_cores']:,} in all",
+            f"{'RAM':14} {fmt_gib(cl['ram_bytes_per_node'])} per node, {fmt_gib(cl['ram_bytes'])} in all",
+            f"{'Storage':14} {fmt_gb(cl['storage_bytes'])} shared in all ({fmt_gb(cl['storage_bytes_per_node'])} per node)",
+            f"{'Network':14} {cl['network_gbps']:,.0f} Gbit/s per node"
+            + (" (RDMA: InfiniBand, RoCE or EFA)" if cl["rdma_needed"] else "")
+            + f"; the run needs {cl['network_parts']['needed_gbps']:,.3g} Gbit/s",
+            f"{'Cost':14} " + (f"USD {d['cost_usd']:,.0f} ({inst['price_kind']}: {cl['nodes']} × "
+                               f"USD {inst['price_usd_per_hour']:,.2f}/h × {fmt_hours(d['hours'])})"
+                               if d["cost_usd"] is not None and inst else "no price"),
         ]
         for n in cl["notes"]:
             lines.append(f"{'':14} note: {n}")
@@ -133,9 +177,13 @@ def register(sub) -> None:
                                    "Without --gpus the planner chooses the count.")
     p.add_argument("model", help="catalog slug, Hugging Face id, or path to a config.json")
     p.add_argument("--method", choices=METHODS, default="lora", help="fine-tuning method (default lora)")
-    p.add_argument("--gpu", required=True, help="GPU catalog slug (see 'llmsizing gpus')")
+    p.add_argument("--gpu", required=True,
+                   help="GPU catalog slug (see 'llmsizing gpus'), a comma list, or 'any': plan each and rank them")
     p.add_argument("--gpu-memory", default=None, help="override the GPU's memory, e.g. 24GiB")
     p.add_argument("--gpus", type=number_text, default=None, help="evaluate exactly this many GPUs")
+    p.add_argument("--optimize", choices=OPTIMIZE, default="cost",
+                   help="what the plan minimises among those that meet the deadline: cost (default; whole "
+                        "instances billed), time, or gpus (the fewest)")
     p.add_argument("--data", default="1GB",
                    help="dataset: bytes of text ('1GB', bare '1G' = bytes), '15.6T tokens' or '1K samples'")
     p.add_argument("--epochs", default="1", help="passes over the data (positive number, default 1)")
@@ -155,7 +203,10 @@ def register(sub) -> None:
     p.add_argument("--zero", type=int, choices=ZERO_STAGES, default=None, help="ZeRO stage (default: search)")
     p.add_argument("--offload", choices=OFFLOADS, default=None, help="CPU offload (default: search)")
     p.add_argument("--tp", type=number_text, default=None, help="tensor-parallel degree (default: search)")
-    p.add_argument("--pp", type=number_text, default=None, help="pipeline-parallel degree (default 1)")
+    p.add_argument("--pp", type=number_text, default=None,
+                   help="pipeline-parallel degree (default: 1, searched up to 16 where nothing else fits)")
+    p.add_argument("--global-batch", type=int, default=None,
+                   help="sequences per optimizer step (default: global_batch_tokens / seq-len)")
     p.add_argument("--ep", type=number_text, default=None, help="expert-parallel degree, MoE only (default: search)")
     p.add_argument("--lora-rank", type=number_text, default=None, help="LoRA rank (default 16)")
     p.add_argument("--lora-targets", default=None, help="all-linear | attention | q,v | module names")

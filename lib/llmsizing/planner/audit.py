@@ -153,6 +153,7 @@ class AuditRow:
     def to_dict(self) -> dict:
         """A flat, DataFrame-friendly row (sizes in bytes, times in hours)."""
         r, s, b, c = self.row, self.stated, self.best_here, self.recommended
+        cl = (b if b.fits else c).cluster
         return {
             "id": r.id, "model": r.model, "model_text": r.model_text, "precision": r.precision, "method": r.method,
             "data": r.data, "gpus": r.gpus, "gpu": r.gpu, "strategy": r.strategy, "row_text": r.row_text,
@@ -167,12 +168,12 @@ class AuditRow:
             "recommended_gpus": c.gpus if c.fits else None, "recommended_hours": c.hours,
             "recommended_meets_deadline": c.meets_deadline, "recommended_layout": c.layout.to_dict(),
             "recommended_cost_usd": c.cost_usd,
-            "row_cpu_cores": r.cpu_cores, "plan_cpu_cores": (b if b.fits else c).cluster.cpu_cores,
-            "row_ram_bytes": int(r.ram_bytes), "plan_ram_bytes": (b if b.fits else c).cluster.ram_bytes,
-            "row_ssd_bytes": int(r.ssd_bytes), "plan_storage_bytes": (b if b.fits else c).cluster.storage_bytes,
+            "row_cpu_cores": r.cpu_cores, "plan_cpu_cores": cl.cpu_cores if cl else None,
+            "row_ram_bytes": int(r.ram_bytes), "plan_ram_bytes": cl.ram_bytes if cl else None,
+            "row_ssd_bytes": int(r.ssd_bytes), "plan_storage_bytes": cl.storage_bytes if cl else None,
             "row_network_gbps": r.network_gbps, "row_rdma": r.rdma,
-            "plan_network_gbps": (b if b.fits else c).cluster.network_gbps,
-            "plan_rdma_needed": (b if b.fits else c).cluster.rdma_needed,
+            "plan_network_gbps": cl.network_gbps if cl else None,
+            "plan_rdma_needed": cl.rdma_needed if cl else None,
             "deadline_hours": s.deadline_s / SECONDS_PER_HOUR, "verdict": self.verdict,
         }
 

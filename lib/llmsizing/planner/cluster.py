@@ -50,7 +50,11 @@ class NodeType:
                 "local_nvme_bytes": self.local_nvme_bytes, "network_gbps": self.network_gbps, "rdma": self.rdma,
                 "price_usd_per_hour": self.price_usd_per_hour,
                 "price_region": self.instance.price_region if self.instance else None,
-                "price_date": self.instance.price_date if self.instance else None}
+                "price_date": self.instance.price_date if self.instance else None,
+                "price_kind": self.instance.price_kind if self.instance else None,
+                "currency": self.instance.currency if self.instance else None,
+                "price": self.instance.price if self.instance else None,
+                "confidence": self.instance.confidence if self.instance else None}
 
 
 SERVER_FORMS = ("SXM", "OAM", "superchip")
@@ -78,20 +82,51 @@ def node_from_instance(inst: InstanceSpec) -> NodeType:
                     price_usd_per_hour=inst.price_usd_per_hour, instance=inst)
 
 
-def node_for_gpus(gpu: GpuSpec, gpus: int, assumptions: Assumptions) -> NodeType:
-    """The node type for ``gpus`` GPUs of one type.
-
-    One node when an instance holds them all (the cheapest such instance); otherwise the
-    catalog's training node (most GPUs per node, fastest network, then cheapest), repeated.
-    Without a catalog instance: a generic node (``generic_node``).
-    """
+def _pool(gpu: GpuSpec) -> tuple[InstanceSpec, ...]:
+    """On-demand instances carrying ``gpu``: the priced ones, or (none priced) the unpriced ones."""
     found = instances.instances_for_gpu(gpu.slug)
-    if not found:
+    priced = tuple(i for i in found if i.priced)
+    return priced or found
+
+
+def training_instance(gpu: GpuSpec) -> InstanceSpec | None:
+    """The instance repeated for multi-node runs: the most GPUs per node; among those RDMA first, then the
+    cheapest (unpriced last), then the fastest network."""
+    pool = _pool(gpu)
+    if not pool:
+        return None
+    most = max(i.gpus for i in pool)
+    return min((i for i in pool if i.gpus == most),
+               key=lambda i: (not i.has_rdma, instances._price_key(i), -i.network_gbps, i.slug))
+
+
+def node_for_gpus(gpu: GpuSpec, gpus: int, assumptions: Assumptions) -> NodeType:
+    """The node type for ``gpus`` GPUs of one type (on-demand prices; instances without a price only when
+    no instance carrying the GPU has one).
+
+    One node when an instance holds them all (the cheapest such instance, then the smallest); otherwise
+    ``training_instance`` repeated. Without a catalog instance: a generic node (``generic_node``).
+    """
+    pool = _pool(gpu)
+    if not pool:
         return generic_node(gpu, assumptions)
-    single = [i for i in found if i.gpus >= gpus]
+    single = [i for i in pool if i.gpus >= gpus]
     if single:
         return node_from_instance(min(single, key=lambda i: (instances._price_key(i), i.gpus, i.slug)))
-    return node_from_instance(found[0])
+    return node_from_instance(training_instance(gpu))
+
+
+def billed_gpu_counts(gpu: GpuSpec, counts: list[int], assumptions: Assumptions) -> list[int]:
+    """The GPU counts a plan may use when it pays for whole instances: each count becomes the GPU count of
+    the node that would be rented for it (2 GPUs on an 8-GPU instance → 8 GPUs), so a plan uses every
+    GPU it pays for. Generic nodes (no catalog instance) keep the counts: cards are bought one by one."""
+    if not _pool(gpu):
+        return list(counts)
+    out = set()
+    for n in counts:
+        node = node_for_gpus(gpu, n, assumptions)
+        out.add(max(n, node.gpus_per_node) if n <= node.gpus_per_node else n)
+    return sorted(out)
 
 
 def nodes_for(gpus: int, node: NodeType) -> int:
@@ -155,6 +190,40 @@ def storage_required_bytes(raw_bytes: float, tokenized_bytes: float, base_model_
     return parts
 
 
+#: Port speeds of data-centre NICs in Gbit/s: Ethernet 1/10/25/40/50/100/200/400/800GbE (IEEE 802.3,
+#: https://standards.ieee.org/ieee/802.3/) and InfiniBand EDR 100, HDR 200, NDR 400, XDR 800
+#: (NVIDIA ConnectX-5..8 product briefs, https://www.nvidia.com/en-us/networking/infiniband-adapters/).
+NIC_SPEEDS_GBPS = (1.0, 10.0, 25.0, 40.0, 50.0, 100.0, 200.0, 400.0, 800.0)
+#: Above one port, nodes add 400 Gbit/s ports (one ConnectX-7 per GPU in HGX H100/H200 nodes: DGX H100
+#: user guide, https://docs.nvidia.com/dgx/dgxh100-user-guide/introduction-to-dgxh100.html).
+NIC_PORT_GBPS = 400.0
+
+
+def nic_gbps_at_least(need_gbps: float) -> float:
+    """The smallest real NIC bandwidth per node that carries ``need_gbps``: the next port speed in
+    ``NIC_SPEEDS_GBPS``, beyond the fastest port ceil(need / 400) × 400 Gbit/s (several 400G ports)."""
+    if need_gbps <= 0:
+        return 0.0
+    for s in NIC_SPEEDS_GBPS:
+        if need_gbps <= s:
+            return s
+    return math.ceil(need_gbps / NIC_PORT_GBPS) * NIC_PORT_GBPS
+
+
+def provisioned_network_gbps(need_gbps: float, node: NodeType) -> float:
+    """Network per node to provision for a run that needs ``need_gbps`` per node.
+
+    A catalog instance or server comes with its NICs: that is the answer (a need above it is exposed in
+    the time, and the plan says so). A generic node: the need rounded up to a NIC speed
+    (``nic_gbps_at_least``), at least the generic node's network, at most one 400 Gbit/s port per GPU
+    (beyond that a node cannot hide the traffic; it is exposed in the time).
+    """
+    if node.instance is not None:
+        return node.network_gbps
+    ceiling = max(node.network_gbps, NIC_PORT_GBPS * node.gpus_per_node)
+    return max(node.network_gbps, min(nic_gbps_at_least(need_gbps), ceiling))
+
+
 def gbps(bytes_per_s: float) -> float:
     """Bytes per second → gigabits per second (10^9 bits)."""
     return bytes_per_s * BITS_PER_BYTE / GB
@@ -166,7 +235,8 @@ def rdma_needed(network_gbps_per_node: float, nodes: int, assumptions: Assumptio
 
 
 def cost_usd(nodes: int, hours: float | None, node: NodeType) -> float | None:
-    """On-demand cost: nodes × price per node-hour × hours (None without a price or a time)."""
+    """Cost of the run: nodes × price per node-hour × hours, at the node's price kind (on-demand by default;
+    None without a price or a time)."""
     if node.price_usd_per_hour is None or hours is None or not math.isfinite(hours):
         return None
     return nodes * node.price_usd_per_hour * hours

@@ -69,6 +69,7 @@ class PlanContext:
     request: Request
     assumptions: Assumptions            # the caller's (records which assumptions a plan used)
     oracle: MemoryOracle                # memory of layouts, shared by every GPU type
+    oracle_sp: MemoryOracle             # the same with Megatron sequence parallelism (pipeline-parallel layouts)
     seq_len: int
     base_setups: dict                   # FinetuneSetup at tp = pp = dp = micro-batch = 1
     flop: dict                          # FlopBreakdown per token
@@ -119,14 +120,43 @@ class PlanContext:
         """Each GPU's share of the node's network, times the NCCL efficiency."""
         return node.network_bytes_per_s / node.gpus_per_node * self.inter_node_efficiency
 
-    def shapes(self, n: int) -> list[Shape]:
-        """Every candidate layout shape for ``n`` GPUs (cached)."""
-        if n not in self.shapes_cache:
-            self.shapes_cache[n] = candidate_shapes(
-                self.spec, self.request, n, gpus_per_node=self.gpus_per_node,
-                max_pipeline_stages=int(self.assumptions["max_pipeline_stages"]),
-                expert_parallel_degrees=self.expert_parallel_degrees, global_batch_seqs=self.global_batch_seqs)
-        return self.shapes_cache[n]
+    def shapes(self, n: int, large: bool = False) -> list[Shape]:
+        """Every candidate layout shape for ``n`` GPUs (cached). ``large``: the pipeline-parallel shapes
+        (2 ≤ pp ≤ ``max_pipeline_stages_large``) the search tries where nothing without them fits."""
+        key = (n, large)
+        if key not in self.shapes_cache:
+            if large:
+                found = candidate_shapes(
+                    self.spec, self.request, n, gpus_per_node=self.gpus_per_node,
+                    max_pipeline_stages=int(self.assumptions["max_pipeline_stages_large"]),
+                    expert_parallel_degrees=self.expert_parallel_degrees, global_batch_seqs=self.global_batch_seqs)
+                small = {(s.tp, s.pp, s.dp, s.ep, s.zero, s.offload, s.gc) for s in self.shapes(n)}
+                found = [s for s in found if (s.tp, s.pp, s.dp, s.ep, s.zero, s.offload, s.gc) not in small]
+                # large runs use tensor parallelism across the whole node (Llama 3 405B: TP 8) or none with
+                # expert parallelism (DeepSeek-V3: TP 1, EP 64); intermediate degrees are not searched here
+                # (each pipeline layout costs direct calls of the memory model)
+                tp_top = max((s.tp for s in found), default=1)
+                found = [s for s in found if s.tp in (1, tp_top)]
+            else:
+                found = candidate_shapes(
+                    self.spec, self.request, n, gpus_per_node=self.gpus_per_node,
+                    max_pipeline_stages=int(self.assumptions["max_pipeline_stages"]),
+                    expert_parallel_degrees=self.expert_parallel_degrees, global_batch_seqs=self.global_batch_seqs)
+            self.shapes_cache[key] = found
+        return self.shapes_cache[key]
+
+    def bubble_micro_batches(self, pp: int) -> float:
+        """The pipeline bubble in micro-batch times: (pp − 1) / v with v virtual stages per GPU (interleaved
+        1F1B, ``comm.pipeline_bubble_fraction``), v = min(pipeline_virtual_stages_max, layers / pp)."""
+        if pp <= 1:
+            return 0.0
+        return (pp - 1) / self.virtual_stages(pp)
+
+    def virtual_stages(self, pp: int) -> int:
+        """Model chunks per GPU under the interleaved schedule (1 without pipeline parallelism)."""
+        if pp <= 1:
+            return 1
+        return max(1, min(int(self.assumptions["pipeline_virtual_stages_max"]), self.spec.num_layers // pp))
 
     # ---------------------------------------------------------------- memory
     @property
@@ -153,9 +183,15 @@ class PlanContext:
             return 1
         return 2 if dp * mb < self.global_batch_seqs else 1
 
+    def oracle_for(self, tp: int, pp: int) -> MemoryOracle:
+        """Pipeline-parallel layouts are Megatron-style (ZeRO-1 distributed optimizer, ``layouts.py``), and
+        Megatron runs tensor parallelism with sequence parallelism (Korthikanti et al. 2022,
+        arXiv:2205.05198 §4.2.2: activations outside attention/MLP split by tp too); other layouts do not."""
+        return self.oracle_sp if (pp > 1 and tp > 1) else self.oracle
+
     def memory(self, tp, pp, dp, ep, zero, offload, gc, mb):
         """training.finetune_memory of a layout on this GPU (memoized, shared across GPUs); None if invalid."""
-        ref = self.oracle.memory(self.memory_key(tp, pp, dp, ep, zero, offload, gc, mb))
+        ref = self.oracle_for(tp, pp).memory(self.memory_key(tp, pp, dp, ep, zero, offload, gc, mb))
         return None if ref is None else memory_on_gpu(ref, self.gpu, tp * pp * dp)
 
     def host_ram_per_node(self, mem, gpus_on_node, tp, pp, dp, zero) -> dict:
@@ -209,23 +245,22 @@ def stage_seconds(parts: StepParts, tp: int, pp: int, mb: float) -> float:
     return max(parts.compute_s * mb / (tp * pp), parts.host_s / pp) + parts.dequant_s / (tp * pp)
 
 
-def training_checkpoint_bytes(trainable_params: float, req: Request, a: Assumptions) -> float:
+def training_checkpoint_bytes(trainable_params: float, req: Request, setup: training.FinetuneSetup,
+                              a: Assumptions) -> float:
     """One training checkpoint: trainable weights + master copy + optimizer state.
 
-    bytes/param = weight (2 bf16, 4 fp32) + master_weight_bytes (mixed-bf16) + optimizer state
-    (adam_state_bytes_fp32, adam_8bit_state_bytes, 4 for SGD momentum, 0 for SGD).
+    bytes/param = weight (2 bf16, 4 fp32) + ``optimizer_state_bytes_per_param`` (master weight and states,
+    training.memory's formula: fp32 Adam moments under mixed-bf16/fp32, bf16 moments under pure bf16).
     """
     per = FP32_BYTES if req.precision == "fp32" else BF16_BYTES
-    if req.precision == "mixed-bf16":
-        per += float(a["master_weight_bytes"])
-    opt = req.optimizer
-    if opt == "adamw":
-        per += float(a["adam_state_bytes_fp32"])
-    elif opt in ("adamw-8bit", "paged-adamw-8bit"):
-        per += float(a["adam_8bit_state_bytes"])
-    elif opt == "sgd-momentum":
-        per += FP32_BYTES
-    return trainable_params * per
+    return trainable_params * (per + optimizer_state_bytes_per_param(setup, a))
+
+
+def optimizer_state_bytes_per_param(setup, a: Assumptions) -> float:
+    """Master weight + optimizer states per trainable parameter of a large tensor, from
+    ``training.memory.optimizer_bytes_per_param`` (one formula; large tensors: 8-bit states apply, so this
+    is the least a parameter costs — the pre-checks use it as a lower bound)."""
+    return float(training.optimizer_bytes_per_param(setup, float("inf"), a))
 
 
 # ============================================================================ building and caching
@@ -249,9 +284,12 @@ def _weight_bytes(spec: ModelSpec, precision: str) -> float:
     return weight_bytes(spec, precision)
 
 
-def _oracle(spec: ModelSpec, req: Request, a: Assumptions, gpu: GpuSpec) -> MemoryOracle:
+def _oracle(spec: ModelSpec, req: Request, a: Assumptions, gpu: GpuSpec,
+            sequence_parallel: bool = False) -> MemoryOracle:
     kw = {"method": req.method, "precision": req.precision, "optimizer": req.optimizer, "seq_len": req.seq_len,
           "lora_rank": req.lora_rank, "lora_targets": req.lora_targets, "framework": req.framework}
+    if sequence_parallel:
+        kw["sequence_parallel"] = True
     if req.method == "qlora":
         kw["qlora_quant"] = req.qlora_quant
     return oracle_for(spec, kw, a, gpu)
@@ -299,25 +337,28 @@ def _build(spec: ModelSpec, gpu: GpuSpec, req: Request, a: Assumptions) -> PlanC
     elem_bytes = FP32_BYTES if req.precision == "fp32" else BF16_BYTES
     checkpoint_native = _weight_bytes(spec, spec.checkpoint_format)
     gb_seqs = max(1, int(a["global_batch_tokens"]) // req.seq_len)
+    if req.global_batch is not None:
+        gb_seqs = req.global_batch
     constants = PlannerConstants.read(a)
     ep_wanted = int_list(a["planner_expert_parallel"], "planner_expert_parallel")
-    ckpt = training_checkpoint_bytes(ms.trainable_params, req, a)
+    ckpt = training_checkpoint_bytes(ms.trainable_params, req, ms.base_setups[True], a)
     max_mb = int(a["max_micro_batch"])
     intra = gpu.intra_node_bytes_per_s * float(a["nccl_intra_node_efficiency"])
     inter_eff = float(a["nccl_inter_node_efficiency"])
     gpn = cluster.node_for_gpus(gpu, 10**9, a).gpus_per_node
-    ladder = gpu_count_ladder(gpn, int(a["max_gpus"]))
+    ladder = cluster.billed_gpu_counts(gpu, gpu_count_ladder(gpn, int(a["max_gpus"])), a)
     tps_max = max(mb * req.seq_len / stage_seconds(step_parts[gc], 1, 1, mb)
                   for gc in (False, True) for mb in powers_of_two(max_mb))
     return PlanContext(
-        spec=spec, gpu=gpu, request=req, assumptions=a, oracle=oracle, seq_len=req.seq_len,
+        spec=spec, gpu=gpu, request=req, assumptions=a, oracle=oracle,
+        oracle_sp=_oracle(spec, req, a, gpu, sequence_parallel=True), seq_len=req.seq_len,
         base_setups=ms.base_setups, flop=ms.flop, step_parts=step_parts,
         forward_share={gc: _forward_share(ms.flop[gc]) for gc in (False, True)},
         trainable_params=ms.trainable_params, trainable_params_experts=trainable_experts,
         params_total=ms.params_total, weight_bytes=sum(by_group.values()),
         weight_bytes_experts=by_group.get("experts", 0.0), grad_bytes_per_param=elem_bytes,
         activation_bytes_per_elem=elem_bytes, checkpoint_native_bytes=checkpoint_native, checkpoint_bytes=ckpt,
-        optimizer_bytes_per_param=ckpt / max(1, ms.trainable_params) - elem_bytes,
+        optimizer_bytes_per_param=optimizer_state_bytes_per_param(ms.base_setups[True], a),
         global_batch_seqs=gb_seqs, max_micro_batch=max_mb, moe_layers=len(spec.moe_layers),
         expert_parallel_degrees=ep_wanted, checkpoint_interval_s=constants.checkpoint_interval_hours * SECONDS_PER_HOUR,
         constants=constants, intra_node_bytes_per_s=intra, inter_node_efficiency=inter_eff, gpus_per_node=gpn,

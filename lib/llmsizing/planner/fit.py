@@ -23,7 +23,7 @@ def micro_batch_options(ctx: PlanContext) -> list[int]:
 
 def fits(ctx: PlanContext, tp, pp, dp, ep, zero, offload, gc, mb, node: cluster.NodeType) -> bool:
     """Fits the GPU's memory, and with offloading the node's usable host RAM."""
-    if not ctx.oracle.fits_gpu(ctx.memory_key(tp, pp, dp, ep, zero, offload, gc, mb), ctx.fit_memory_bytes):
+    if not ctx.oracle_for(tp, pp).fits_gpu(ctx.memory_key(tp, pp, dp, ep, zero, offload, gc, mb), ctx.fit_memory_bytes):
         return False
     if node.ram_bytes is not None and offload != "none":
         m = ctx.memory(tp, pp, dp, ep, zero, offload, gc, mb)
@@ -85,7 +85,7 @@ def fit_micro_batch(ctx: PlanContext, sh: Shape, n: int) -> int:
 def confirm_fit(ctx: PlanContext, sh: Shape, mb: int) -> bool:
     """Confirm a predicted fit with a direct call of the memory model (pp > 1)."""
     key = ctx.memory_key(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, mb)
-    return ctx.oracle.fits_exact(key, ctx.fit_memory_bytes)
+    return ctx.oracle_for(sh.tp, sh.pp).fits_exact(key, ctx.fit_memory_bytes)
 
 
 def fit_micro_batch_exact(ctx: PlanContext, sh: Shape) -> int:
@@ -140,8 +140,9 @@ def frugal_fits(ctx: PlanContext, n: int) -> bool:
     return ctx.oracle.fits_gpu(key, ctx.fit_memory_bytes)
 
 
-def least_memory_shape(ctx: PlanContext, n: int) -> tuple[Shape, Any] | None:
-    """For a report on a count where nothing fits: the most sharded shape with the least memory at mb=1.
+def least_memory_shape(ctx: PlanContext, n: int, mb: int = 1) -> tuple[Shape, Any] | None:
+    """For a report on a count where nothing fits: the most sharded shape with the least memory at
+    micro-batch ``mb`` (the pinned one, else 1).
 
     Candidates are the shapes with the deepest offload, checkpointing on, and the largest tp · pp · ep.
     """
@@ -154,7 +155,7 @@ def least_memory_shape(ctx: PlanContext, n: int) -> tuple[Shape, Any] | None:
     for sh in shapes:
         if (rank[sh.offload], sh.zero) != top[:2] or sh.tp * sh.pp * sh.ep < top[2] // 4:
             continue
-        m = ctx.memory(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, 1)
+        m = ctx.memory(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, sh.gc, mb)
         if m is not None and (best is None or m.total < best[1].total):
             best = (sh, m)
     return best

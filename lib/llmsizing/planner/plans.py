@@ -9,8 +9,9 @@ import math
 from dataclasses import replace
 from typing import Any, Mapping
 
-from llmsizing import catalog
+from llmsizing import catalog, instances
 from llmsizing.assumptions import Assumptions
+from llmsizing.choices import OPTIMIZE, one_of
 from llmsizing.dataset import DatasetSize, dataset_size
 from llmsizing.errors import ScenarioError
 from llmsizing.planner import cluster
@@ -59,19 +60,25 @@ def plan_finetune(
     framework: str = DEFAULT_FRAMEWORK,
     gpu_memory: str | None = None,
     assumptions: Assumptions | Mapping | None = None,
+    optimize: str = "cost",
+    global_batch: int | None = None,
 ) -> FinetunePlan:
-    """Plan a fine-tuning run: smallest GPU count and layout that fit and meet the deadline.
+    """Plan a fine-tuning run: the GPU count and layout that fit, meet the deadline and minimise
+    ``optimize`` (``cost``: the cheapest, default; ``time``: the fastest; ``gpus``: the fewest GPUs).
 
     ``gpus`` fixes the count (the best layout on exactly that many GPUs is evaluated); other
-    ``None`` arguments are searched. Raises ``ScenarioError`` on bad input (one line naming the
-    accepted forms); "does not fit" and "misses the deadline" are results, not errors.
+    ``None`` arguments are searched. ``global_batch`` sets the sequences per optimizer step (default
+    ``global_batch_tokens`` / ``seq_len``); it caps data parallelism × micro-batch. Raises
+    ``ScenarioError`` on bad input (one line naming the accepted forms); "does not fit" and "misses the
+    deadline" are results, not errors.
     """
     a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    one_of(optimize, OPTIMIZE, "optimize")
     spec, g = _resolve(model, gpu, gpu_memory)
     req = Request(method=method, precision=precision, optimizer=optimizer, seq_len=seq_len, lora_rank=lora_rank,
                   lora_targets=lora_targets, framework=framework, micro_batch=micro_batch,
                   gradient_checkpointing=gradient_checkpointing,
-                  zero=zero, offload=offload, tp=tp, pp=pp, ep=ep)
+                  zero=zero, offload=offload, tp=tp, pp=pp, ep=ep, global_batch=global_batch)
     check_fixed_layout(spec, req)
     dl = parse_duration_s(deadline)
     ds = dataset_size(data, spec, language=language, tokenizer=tokenizer, epochs=epochs, packing=packing,
@@ -79,16 +86,18 @@ def plan_finetune(
     if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1):
         raise ScenarioError(f"gpus must be a positive integer, got {gpus!r}")
     ctx = plan_context(spec, g, req, a)
-    return _plan(ctx, ds, dl, gpus)
+    return _plan(ctx, ds, dl, gpus, optimize)
 
 
-def _plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, fixed_gpus: int | None) -> FinetunePlan:
+def _plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, fixed_gpus: int | None,
+          optimize: str = "cost") -> FinetunePlan:
     seqs = max(1, math.ceil(ds.train_tokens / ctx.seq_len))
     raw = ds.raw_bytes if ds.unit == "bytes" else 0.0
-    f = search(ctx, seqs, ds.train_tokens, raw, deadline_s, fixed_gpus)
+    f = search(ctx, seqs, ds.train_tokens, raw, deadline_s, fixed_gpus, optimize)
     if f.shape is None:
-        return _no_fit_plan(ctx, ds, deadline_s, f.gpus, searched=f.searched)
-    return _make_plan(ctx, ds, deadline_s, f.gpus, f.shape, f.micro_batch, searched=f.searched)
+        return replace(_no_fit_plan(ctx, ds, deadline_s, f.gpus, searched=f.searched), optimize=optimize)
+    return replace(_make_plan(ctx, ds, deadline_s, f.gpus, f.shape, f.micro_batch, searched=f.searched),
+                   optimize=optimize)
 
 
 
@@ -134,12 +143,17 @@ def _make_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, sh:
 
 
 def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *, searched: bool) -> FinetunePlan:
-    """Nothing fits: report the least-memory layout on ``n`` GPUs with its memory and the reason."""
-    least = least_memory_shape(ctx, n)
+    """Nothing fits: the least-memory layout on ``n`` GPUs (at the pinned micro-batch) with its memory, the
+    reason, and what would fit instead. No bill of materials and no cost: there is nothing to buy."""
+    req = ctx.request
+    mb = req.micro_batch or 1
+    least = least_memory_shape(ctx, n, mb)
     if least is None:
-        sh = Shape(1, 1, n, 1, 3 if n > 1 else 0, "none", True)
+        zero = req.zero if req.zero is not None else (3 if n > 1 else 0)
+        sh = Shape(req.tp or 1, req.pp or 1, max(1, n // ((req.tp or 1) * (req.pp or 1))), req.ep or 1, zero,
+                   req.offload or "none", req.gradient_checkpointing is not False)
         mem = None
-        reason = f"no valid layout of {ctx.spec.slug} on {n} × {ctx.gpu.slug}"
+        reason = f"no valid layout of {ctx.spec.slug} on {n} × {ctx.gpu.slug}" + _pins_text(req)
     else:
         sh, mem = least
         reason = mem.reason or "does not fit"
@@ -150,28 +164,67 @@ def _no_fit_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, *
                       f"end of its range ({rng.basis}) plus a "
                       f"{float(ctx.assumptions['planner_memory_margin_fraction']):.0%} margin, but {ctx.gpu.name} has "
                       f"{ctx.gpu.memory_bytes / 2**30:.1f} GiB")
-        elif mem.fits:  # fits the GPU but not the node's host RAM (offloaded states)
-            reason = "offloaded states exceed the node's host RAM"
+        elif mem.fits and sh.offload != "none":   # fits the GPU, but the offloaded states exceed the host RAM
+            reason = "offloaded states exceed the node's usable host RAM"
+        elif mem.fits:
+            reason = f"the layouts allowed{_pins_text(req) or ''} do not fit on {n} × {ctx.gpu.slug}"
     where = f"up to {n} × {ctx.gpu.slug}" if searched else f"on {n} × {ctx.gpu.slug}"
-    layout = TrainingLayout(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, 1, 1, sh.gc)
+    layout = TrainingLayout(sh.tp, sh.pp, sh.dp, sh.ep, sh.zero, sh.offload, mb, 1, sh.gc)
     fpt = ctx.flop[sh.gc].train
+    would = what_would_fit(ctx, ds, deadline_s, n, searched)
     return FinetunePlan(
-        model=ctx.spec.slug, method=ctx.request.method, gpu=ctx.gpu.slug, precision=ctx.request.precision,
-        optimizer=ctx.request.optimizer, seq_len=ctx.seq_len,
-        lora_rank=ctx.request.lora_rank if ctx.request.method != "full" else None,
-        lora_targets=ctx.request.lora_targets if ctx.request.method != "full" else None,
+        model=ctx.spec.slug, method=req.method, gpu=ctx.gpu.slug, precision=req.precision,
+        optimizer=req.optimizer, seq_len=ctx.seq_len,
+        lora_rank=req.lora_rank if req.method != "full" else None,
+        lora_targets=req.lora_targets if req.method != "full" else None,
         params_total=ctx.params_total, trainable_params=ctx.trainable_params, gpus=n, layout=layout, memory=mem,
         fits=False, fit_reason=f"no layout fits {where}: {reason}", dataset=ds,
         train_flop=ds.train_tokens * fpt, train_flop_per_token=fpt, hardware_flop_per_s_per_gpu=0.0, time=None,
-        deadline_s=deadline_s, meets_deadline=False,
-        cluster=_cluster_plan(ctx, ds, deadline_s, n, sh, 1, mem, None), cost_usd=None, searched=searched,
-        limit=f"memory: no layout fits {where}", notes=(), framework=ctx.request.framework,
+        deadline_s=deadline_s, meets_deadline=False, cluster=None, cost_usd=None, searched=searched,
+        limit=f"memory: no layout fits {where}", notes=(), would_fit=would, framework=ctx.request.framework,
         memory_range=_range(ctx, mem) if mem is not None else None)
 
 
 def _range(ctx: PlanContext, mem) -> MemoryRange:
     """The device-level total's range from the out-of-sample residuals of (method × framework)."""
     return memory_range(mem.total, ctx.request.method, ctx.request.framework, ctx.gpu.memory_bytes, ctx.assumptions)
+
+
+_PINS = ("micro_batch", "zero", "offload", "tp", "pp", "ep", "gradient_checkpointing")
+
+
+def _pins_text(req: Request) -> str:
+    pins = [f"{k.replace('_', '-')} {getattr(req, k)}" for k in _PINS if getattr(req, k) is not None]
+    return f" with {', '.join(pins)}" if pins else ""
+
+
+def what_would_fit(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, searched: bool) -> str:
+    """One sentence on the nearest thing that fits when nothing does: the same GPUs without the pinned
+    layout choices, more GPUs of the same type, or a lighter method (LoRA, then QLoRA)."""
+    seqs = max(1, math.ceil(ds.train_tokens / ctx.seq_len))
+    raw = ds.raw_bytes if ds.unit == "bytes" else 0.0
+    req = ctx.request
+    tries: list[tuple[str, Request, int | None]] = []
+    if any(getattr(req, k) is not None for k in _PINS):
+        tries.append((f"without{_pins_text(req)[5:]}", replace(req, **{k: None for k in _PINS}), n))
+    if not searched:
+        tries.append(("more GPUs", req, None))
+    if req.method == "full":
+        tries.append(("LoRA instead of full fine-tuning", replace(req, method="lora"), None))
+    if req.method in ("full", "lora"):
+        tries.append(("QLoRA", replace(req, method="qlora", precision="mixed-bf16"), None))
+    for label, r, fixed in tries:
+        try:
+            c = plan_context(ctx.spec, ctx.gpu, r, ctx.assumptions)
+        except ScenarioError:
+            continue
+        f = search(c, seqs, ds.train_tokens, raw, deadline_s, fixed, "gpus")
+        if f.shape is not None:
+            sh = f.shape
+            return (f"{label}: {f.gpus} × {ctx.gpu.slug} fit (tp {sh.tp} × pp {sh.pp} × dp {sh.dp}"
+                    + (f", ep {sh.ep}" if sh.ep > 1 else "")
+                    + f", ZeRO-{sh.zero}, offload {sh.offload}, micro-batch {f.micro_batch})")
+    return f"nothing tried fits on up to {ctx.gpu_counts[-1]} × {ctx.gpu.slug}: choose a GPU with more memory"
 
 
 def _limit_text(ctx: PlanContext, n: int, layout: TrainingLayout, tb: TimeBreakdown, deadline_s: float,
@@ -238,13 +291,14 @@ def _cluster_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, 
             net_parts["comm_gbps"] = cluster.gbps(per_gpu * gpn_used / step_compute)
     ingest_window = float(a["tokenization_time_fraction"]) * deadline_s
     net_parts["ingest_gbps"] = cluster.gbps((ds.raw_bytes + ctx.checkpoint_native_bytes) / nodes / ingest_window)
-    # The link to provision: what hides communication behind compute, but never more than the node's
-    # network (beyond it the communication is exposed in the time, and a note says so). Tiny runs with
-    # one short step would otherwise "need" far more than any network offers.
-    link_gbps = net_parts["comm_gbps"]
-    if node.network_gbps and link_gbps > node.network_gbps:
-        link_gbps = node.network_gbps
-    network = max(link_gbps, net_parts["ingest_gbps"])
+    # The link to provision per node: what the communication model needs to hide behind compute (or the
+    # data ingest), rounded up to a real NIC speed, never below the node's own NICs (what one rents or buys
+    # comes with them). Neighbouring plans on the same node therefore show the same network.
+    need = max(net_parts["comm_gbps"], net_parts["ingest_gbps"])
+    net_parts["needed_gbps"] = need
+    net_parts["needed_nic_gbps"] = cluster.nic_gbps_at_least(need)
+    net_parts["node_nic_gbps"] = node.network_gbps
+    network = cluster.provisioned_network_gbps(need, node)
     rdma = cluster.rdma_needed(net_parts["comm_gbps"], nodes, a)
     if node.instance is None:
         notes.append(f"no cloud instance with {ctx.gpu.slug} in the catalog: generic {node.gpus_per_node}-GPU "
@@ -266,6 +320,8 @@ def _cluster_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, 
         nodes=nodes, gpus_per_node=node.gpus_per_node, cpu_cores=int(cpu["total"]),
         ram_bytes=int(round(ram["total"] * nodes)), storage_bytes=int(round(storage["total"])),
         network_gbps=round(network, 3), rdma_needed=rdma, instance=node.slug, node=node.to_dict(),
+        cpu_cores_per_node=int(math.ceil(cpu["total"] / nodes)), ram_bytes_per_node=int(round(ram["total"])),
+        storage_bytes_per_node=int(math.ceil(storage["total"] / nodes)),
         cpu_cores_parts=cpu, ram_per_node_parts=ram, storage_parts=storage, network_parts=net_parts,
         notes=tuple(notes))
 
@@ -295,3 +351,35 @@ def evaluate_training_layout(
     return plan_finetune(model, method, gpu, data, deadline=deadline, gpus=gpus, tp=tp, pp=pp, ep=ep, zero=zero,
                          offload=offload, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
                          **kwargs)
+
+
+def gpu_choices(gpu: str) -> list[str]:
+    """The GPU types a ``--gpu`` value names: ``any`` (every catalog GPU that some on-demand instance
+    carries, so that plans can be priced and ranked), a comma list, or one slug."""
+    text = str(gpu).strip()
+    if text.lower() == "any":
+        return sorted({i.gpu for i in instances.instance_catalog().values() if i.price_kind == "on-demand"})
+    names = [g.strip() for g in text.split(",") if g.strip()]
+    if not names:
+        raise ScenarioError(f"--gpu {gpu!r} names no GPU; give a slug, a comma list or 'any'")
+    return [catalog.load_gpu(g).slug for g in names]
+
+
+def rank_key(p: FinetunePlan, optimize: str) -> tuple:
+    """How ``rank_plans`` orders plans: fitting, then meeting the deadline, then the objective (unpriced
+    plans after priced ones for cost), then time."""
+    inf = math.inf
+    hours = p.hours if p.hours is not None else inf
+    head = (not p.fits, not p.meets_deadline)
+    if optimize == "cost":
+        return head + (p.cost_usd is None, p.cost_usd if p.cost_usd is not None else inf, hours)
+    if optimize == "gpus":
+        return head + (p.gpus, hours)
+    return head + (hours,)
+
+
+def rank_plans(model: str | ModelSpec, method: str, gpu_types: list[str], data: str | int | float, *,
+               optimize: str = "cost", **kwargs: Any) -> list[FinetunePlan]:
+    """A plan per GPU type in ``gpu_types``, best first (``rank_key``): what ``finetune --gpu any`` prints."""
+    plans = [plan_finetune(model, method, g, data, optimize=optimize, **kwargs) for g in gpu_types]
+    return sorted(plans, key=lambda p: rank_key(p, optimize))

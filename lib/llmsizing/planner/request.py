@@ -33,6 +33,7 @@ class Request:
     tp: int | None = None
     pp: int | None = None
     ep: int | None = None
+    global_batch: int | None = None     # sequences per optimizer step (None: global_batch_tokens / seq_len)
 
     def __post_init__(self) -> None:
         one_of(self.method, METHODS, "method")
@@ -41,7 +42,7 @@ class Request:
             one_of(self.offload, OFFLOADS, "offload")
         if self.zero is not None:
             one_of(self.zero, ZERO_STAGES, "ZeRO stage")
-        for name in ("seq_len", "lora_rank", "micro_batch", "tp", "pp", "ep"):
+        for name in ("seq_len", "lora_rank", "micro_batch", "tp", "pp", "ep", "global_batch"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ScenarioError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
@@ -121,7 +122,7 @@ class ClusterPlan:
     cpu_cores: int              # vCPUs required, all nodes
     ram_bytes: int              # host RAM required, all nodes
     storage_bytes: int          # shared storage required
-    network_gbps: float         # per node: link to provision (traffic to hide behind compute, capped at the node's network; or data ingest)
+    network_gbps: float         # per node: the communication/ingest need rounded up to a NIC speed, at least the node's NICs
     rdma_needed: bool
     instance: str | None
     node: dict                  # what one instance provides (vCPUs, RAM, NVMe, network, price)
@@ -130,6 +131,9 @@ class ClusterPlan:
     storage_parts: dict
     network_parts: dict
     notes: tuple[str, ...]
+    cpu_cores_per_node: int = 0       # vCPUs required on each node
+    ram_bytes_per_node: int = 0       # host RAM required on each node
+    storage_bytes_per_node: int = 0   # the shared storage's share per node (striped over local NVMe)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -170,6 +174,8 @@ class FinetunePlan:
     notes: tuple[str, ...] = ()
     framework: str = DEFAULT_FRAMEWORK
     memory_range: Any = None    # training.ranges.MemoryRange of the device-level total per GPU
+    optimize: str = "cost"      # what the search minimised (choices.OPTIMIZE)
+    would_fit: str = ""         # when nothing fits: the nearest thing that does
 
     @property
     def hours(self) -> float | None:
@@ -179,6 +185,19 @@ class FinetunePlan:
     def gpu_hours(self) -> float | None:
         h = self.hours
         return None if h is None else h * self.gpus
+
+    def instance(self) -> dict | None:
+        """What is rented: provider, instance name, GPUs per instance, count, hours, price per instance-hour
+        (USD), price kind, price date, region and the run's cost (None: no catalog instance, or no fit)."""
+        cl = self.cluster
+        if cl is None or not cl.node.get("instance"):
+            return None
+        node = cl.node
+        return {"provider": node["provider"], "name": node["instance_name"], "slug": node["instance"],
+                "gpus": node["gpus_per_node"], "count": cl.nodes, "hours": self.hours,
+                "price_usd_per_hour": node["price_usd_per_hour"], "price_kind": node["price_kind"],
+                "currency": node["currency"], "price": node["price"], "price_date": node["price_date"],
+                "region": node["price_region"], "confidence": node["confidence"], "cost_usd": self.cost_usd}
 
     def to_dict(self) -> dict:
         """The ``finetune --json`` object: sizes as integer bytes, times in hours (and seconds)."""
@@ -223,11 +242,14 @@ class FinetunePlan:
             "time": self.time.to_dict() if self.time else None,
             "cluster": ({"nodes": cl.nodes, "gpus_per_node": cl.gpus_per_node, "cpu_cores": cl.cpu_cores,
                          "ram_bytes": cl.ram_bytes, "storage_bytes": cl.storage_bytes,
+                         "cpu_cores_per_node": cl.cpu_cores_per_node, "ram_bytes_per_node": cl.ram_bytes_per_node,
+                         "storage_bytes_per_node": cl.storage_bytes_per_node,
                          "network_gbps": cl.network_gbps, "rdma_needed": cl.rdma_needed, "instance": cl.instance,
                          "node": cl.node, "cpu_cores_parts": cl.cpu_cores_parts,
                          "ram_per_node_parts": cl.ram_per_node_parts, "storage_parts": cl.storage_parts,
                          "network_parts": cl.network_parts, "notes": list(cl.notes)} if cl else None),
-            "cost_usd": self.cost_usd,
+            "cost_usd": self.cost_usd, "optimize": self.optimize, "instance": self.instance(),
+            "would_fit": self.would_fit,
             "searched": self.searched, "limit": self.limit, "notes": list(self.notes),
         }
 

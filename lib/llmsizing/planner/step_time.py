@@ -3,11 +3,12 @@ transfers and I/O (every term a function below, every constant a named assumptio
 
     stage_s   = training.compute.step_time_parts(...)   one micro-batch through one pipeline stage
     u         = stage_s + exposed TP, PP, EP and ZeRO-3 communication per micro-batch
-    step_s    = (ga + pp − 1) · u + exposed data-parallel gradient sync + offloaded optimizer step
+    step_s    = (ga + (pp − 1)/v) · u + exposed data-parallel gradient sync + offloaded optimizer step
     total_s   = steps · step_s + load model + tokenize + save checkpoints
 
-with ``ga`` micro-batches per replica per step and ``(pp − 1) · u`` the 1F1B pipeline bubble
-(``comm.pipeline_bubble_fraction``: (p − 1)/(m + p − 1) of the step). Collectives are ``llmsizing.comm``'s
+with ``ga`` micro-batches per replica per step and ``(pp − 1)/v · u`` the interleaved 1F1B pipeline bubble
+with v virtual stages (``comm.pipeline_bubble_fraction``: (p − 1)/(v·m + p − 1) of the step; each micro-batch
+then crosses 2·v stage boundaries). Collectives are ``llmsizing.comm``'s
 ring all-reduce, all-gather and all-to-all. Bandwidth is the GPU's intra-node link
 (``GpuSpec.intra_node_bytes_per_s``) inside a node and each GPU's share of the instance network
 (``network_Gbps / gpus``) across nodes, each times an NCCL efficiency. So adding GPUs is not free:
@@ -94,7 +95,7 @@ def shape_costs(ctx: PlanContext, sh: Shape, n: int) -> ShapeCosts:
     tp1 = (1.0 - k.tp_comm_overlap) * n_ar * (spec.num_layers / pp) * ring_allreduce_s(act1, tp, intra)
     # pipeline point-to-point
     pp_bw = inter if (multi and tp * dp >= node.gpus_per_node) else intra
-    pp1 = PP_TRANSFERS_PER_MICRO_BATCH * act1 / pp_bw if pp > 1 else 0.0
+    pp1 = PP_TRANSFERS_PER_MICRO_BATCH * ctx.virtual_stages(pp) * act1 / pp_bw if pp > 1 else 0.0
     # expert parallel all-to-all
     ep1 = 0.0
     if ep > 1 and ctx.moe_layers:
@@ -196,8 +197,8 @@ def shape_time_s(ctx: PlanContext, sh: Shape, mb: int, n: int, seqs: int, tok_s:
         if d > 0.0:
             v += d
     load, save = sh.io or fixed_io_s(ctx, sh, n)
-    train = steps * ((ga + sh.pp - 1) * u + v)
-    if not math.isfinite(train):   # overflowing communication terms (absurd assumption overrides)
+    train = steps * ((ga + ctx.bubble_micro_batches(sh.pp)) * u + v)
+    if not math.isfinite(train):   # overflowing communication terms or an unusable term: never chosen
         return math.inf
     return load + save * (1 + int(train // ctx.checkpoint_interval_s)) + tok_s + train
 
@@ -221,8 +222,8 @@ def shape_lower_bound_s(ctx: PlanContext, sh: Shape, max_mb: int, n: int, seqs: 
     if gather and gather > ovz * m:
         u += gather - ovz * m
     v = off + (ar - ovd * m if ar and ar > ovd * m else 0.0)
-    train = steps * (r * u / m + (sh.pp - 1) * ((C if C > H else H) + D) + v)
-    if not math.isfinite(train):   # overflowing communication terms (absurd assumption overrides)
+    train = steps * (r * u / m + ctx.bubble_micro_batches(sh.pp) * ((C if C > H else H) + D) + v)
+    if not math.isfinite(train):   # overflowing communication terms or an unusable term: never chosen
         return math.inf
     load, save = sh.io or fixed_io_s(ctx, sh, n)
     return load + save * (1 + int(train // ctx.checkpoint_interval_s)) + tok_s + train
@@ -243,12 +244,13 @@ def time_breakdown(ctx: PlanContext, sh: Shape, mb: int, n: int, data: DatasetSi
     tps = ctx.tokens_per_s_per_gpu(sh.tp, sh.pp, sh.gc, mb_eff)
     compute = data.train_tokens / (n * tps)
     micro = steps * ga
-    train = steps * ((ga + sh.pp - 1) * u + v)
-    saves = 1 + int(train // ctx.checkpoint_interval_s)
+    bubble = ctx.bubble_micro_batches(sh.pp)
+    train = steps * ((ga + bubble) * u + v)
+    saves = 1 + int(train // ctx.checkpoint_interval_s) if math.isfinite(train) else 1
     save = save * saves
     total = load + save + tok + train
     return TimeBreakdown(
-        compute_s=compute, quantization_s=micro * p["stage"] - compute, bubble_s=steps * (sh.pp - 1) * u,
+        compute_s=compute, quantization_s=micro * p["stage"] - compute, bubble_s=steps * bubble * u,
         tp_comm_s=micro * p["tp"], pp_comm_s=micro * p["pp"], ep_comm_s=micro * p["ep"],
         zero3_comm_s=micro * p["zero3"], dp_comm_s=steps * p["dp"], offload_s=steps * p["offload"],
         load_s=load, tokenize_s=tok, save_s=save, total_s=total, steps=steps, micro_steps_per_step=ga)
@@ -276,5 +278,5 @@ def inter_node_bytes_per_step(ctx: PlanContext, sh: Shape, mb: int, n: int, ga: 
         n_a2a = EP_ALL_TO_ALLS_PER_LAYER + (EP_ALL_TO_ALLS_PER_LAYER_RECOMPUTE if sh.gc else 0)
         total += ga * n_a2a * (ctx.moe_layers / pp) * (ep - 1) / ep * act * ctx.spec.experts_per_token / tp
     if pp > 1 and tp * dp >= node.gpus_per_node:
-        total += ga * PP_TRANSFERS_PER_MICRO_BATCH * act
+        total += ga * PP_TRANSFERS_PER_MICRO_BATCH * ctx.virtual_stages(pp) * act
     return total

@@ -32,7 +32,8 @@ from typing import Any, Callable
 from llmsizing import catalog
 from llmsizing.assumptions import Assumptions
 from llmsizing.choices import (CUSTOMER_DATA_SIZES, DEEPSEEK_R1_FAMILY, DEFAULT_FRAMEWORK, ENGINES, FRAMEWORKS,
-                               KV_PRECISIONS, LANGUAGES, METHODS, OPTIMIZERS, REPORT_LANGUAGES, TRAIN_PRECISIONS)
+                               KV_PRECISIONS, LANGUAGES, METHODS, OPTIMIZE, OPTIMIZERS, REPORT_LANGUAGES,
+                               TRAIN_PRECISIONS)
 from llmsizing.errors import CatalogError, ScenarioError
 from llmsizing.planner.audit import load_seed_table
 from llmsizing.text import clean_text
@@ -477,6 +478,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("audit_table", "str", "",
               "the customer's own hardware table to audit (YAML, relative to the params file); empty: no audit",
               ("customer",), _audit_table),
+    Parameter("optimize", "str", "cost", "what each fine-tuning plan minimises among those that meet the "
+              "deadline: cost (whole instances, on-demand), time, or gpus", _TUNE, choices=OPTIMIZE),
 )
 
 _BY_NAME = {p.name: p for p in PARAMETERS}

@@ -175,7 +175,8 @@ def _plan(sc: Scenario, a: Assumptions, spec: ModelSpec, method: str, gpu: str, 
         plan = planner.plan_finetune(spec, method, gpu, data, deadline=sc.deadline, epochs=sc.epochs,
                                      language=sc.language, gpus=gpus, seq_len=sc.seq_len,
                                      precision=sc.train_precision, optimizer=sc.optimizer, framework=sc.framework,
-                                     lora_rank=sc.lora_rank, gpu_memory=sc.gpu_memory or None, assumptions=a)
+                                     lora_rank=sc.lora_rank, gpu_memory=sc.gpu_memory or None, assumptions=a,
+                                     optimize=sc.optimize)
     except (ScenarioError, NoFitError) as exc:
         return FinetuneCell(spec.slug, method, gpu, str(data), error=" ".join(str(exc).split()))
     return FinetuneCell(spec.slug, method, gpu, str(data), plan=plan)
