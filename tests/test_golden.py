@@ -1,7 +1,7 @@
 """Golden results: tests/golden/<scenario>.json pins the numbers of every params/*.yaml.
 
 A failure prints what changed (``path: old -> new``) and a unified diff. To accept a deliberate
-change: ``make golden`` (``python -m llmsizing.golden --update``), then review ``git diff tests/golden``.
+change: ``make golden`` (``python -m llmsizing.report.golden --update``), then review ``git diff tests/golden``.
 
 The default scenario is compared through its built report (the notebook's own results.json,
 shared with test_report_pdf.py), so the golden file also pins what the notebook computes; the
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.golden
 
 GOLDEN = ROOT / "tests" / "golden"
 PARAMS = sorted((ROOT / "params").glob("*.yaml"))
-HOW_TO_UPDATE = "If the change is intended: make golden (python -m llmsizing.golden --update), then review git diff."
+HOW_TO_UPDATE = "If the change is intended: make golden (python -m llmsizing.report.golden --update), then review git diff."
 
 
 def _cases():

@@ -41,8 +41,8 @@ class InstanceSpec:
     vcpus: int
     ram_bytes: int
     local_nvme_bytes: int
-    network_bytes_per_s: float    # total per instance
-    network_gbps: float
+    network_bytes_per_s: float | None    # total per instance; None: the provider does not publish it
+    network_gbps: float | None
     rdma: str                     # none | efa | infiniband | roce | gpudirect-tcpx...
     gpu_interconnect: str
     price_usd_per_hour: float | None
@@ -140,7 +140,7 @@ def _instance(path, data: dict) -> InstanceSpec:
         raise CatalogError(f"{where}: key 'rdma' must be one of {', '.join(RDMA_KINDS)}, got {data['rdma']!r}")
     price_native, price, price_kind, currency = _prices(data, where)
     confidence = _choice(data, "confidence", CONFIDENCE_LEVELS, where)
-    net = float(catalog._num(data, "network_Gbps", where))
+    net = catalog._num(data, "network_Gbps", where, allow_null=True)  # null: not published
     nvme = catalog._num(data, "local_nvme_GB", where, positive=False)
     date = data["price_date"]
     if isinstance(date, _dt.date):
@@ -153,7 +153,8 @@ def _instance(path, data: dict) -> InstanceSpec:
         gpus=_int_field(data, "gpus", where, 1), vcpus=_int_field(data, "vcpus", where, 1),
         ram_bytes=int(float(catalog._num(data, "ram_GiB", where)) * GiB),
         local_nvme_bytes=int(float(nvme) * GB),
-        network_bytes_per_s=net * GB / BITS_PER_BYTE, network_gbps=net, rdma=rdma,
+        network_bytes_per_s=None if net is None else float(net) * GB / BITS_PER_BYTE,
+        network_gbps=None if net is None else float(net), rdma=rdma,
         gpu_interconnect=data["gpu_interconnect"], price_usd_per_hour=None if price is None else float(price),
         price_region=data["price_region"], price_date=str(date),
         sources=catalog._str_list(data, "sources", where), notes=str(data.get("notes") or ""),
@@ -190,7 +191,7 @@ def instances_for_gpu(gpu_slug: str, price_kinds: tuple[str, ...] = DEFAULT_PRIC
     first, then fastest network, then cheapest (unpriced last)."""
     slug = catalog.load_gpu(gpu_slug).slug
     found = [i for i in instance_catalog().values() if i.gpu == slug and i.price_kind in price_kinds]
-    return tuple(sorted(found, key=lambda i: (-i.gpus, -i.network_gbps, _price_key(i), i.slug)))
+    return tuple(sorted(found, key=lambda i: (-i.gpus, -(i.network_gbps or 0.0), _price_key(i), i.slug)))
 
 
 def unpriced_instances_for_gpu(gpu_slug: str) -> tuple[InstanceSpec, ...]:
@@ -220,7 +221,7 @@ def cheapest_instance(gpu_slug: str, gpus: int, *, min_ram_bytes: float = 0.0,
     best: tuple[float, int, str] | None = None
     choice = None
     for inst in instances_for_gpu(gpu_slug):
-        if inst.ram_bytes < min_ram_bytes or inst.network_gbps < min_network_gbps:
+        if inst.ram_bytes < min_ram_bytes or (inst.network_gbps or 0.0) < min_network_gbps:
             continue
         n = nodes_needed(gpus, inst.gpus)
         if need_rdma and n > 1 and not inst.has_rdma:

@@ -34,6 +34,7 @@ class NodeType:
     rdma: str
     price_usd_per_hour: float | None
     instance: InstanceSpec | None
+    network_published: bool = True   # False: the provider does not publish it; a generic node's is assumed
 
     @property
     def slug(self) -> str | None:
@@ -47,7 +48,8 @@ class NodeType:
         return {"instance": self.slug, "instance_name": self.instance.name if self.instance else None,
                 "provider": self.instance.provider if self.instance else None,
                 "gpus_per_node": self.gpus_per_node, "vcpus": self.vcpus, "ram_bytes": self.ram_bytes,
-                "local_nvme_bytes": self.local_nvme_bytes, "network_gbps": self.network_gbps, "rdma": self.rdma,
+                "local_nvme_bytes": self.local_nvme_bytes, "network_gbps": self.network_gbps,
+                "network_published": self.network_published, "rdma": self.rdma,
                 "price_usd_per_hour": self.price_usd_per_hour,
                 "price_region": self.instance.price_region if self.instance else None,
                 "price_date": self.instance.price_date if self.instance else None,
@@ -75,11 +77,14 @@ def generic_node(gpu: GpuSpec, assumptions: Assumptions) -> NodeType:
                     network_gbps=net, rdma=rdma, price_usd_per_hour=None, instance=None)
 
 
-def node_from_instance(inst: InstanceSpec) -> NodeType:
-    """The node type of a catalog instance."""
+def node_from_instance(inst: InstanceSpec, assumed_network_gbps: float) -> NodeType:
+    """The node type of a catalog instance; where its provider publishes no network, the network of a
+    generic node of its GPU (``generic_node``) is assumed and the node says so."""
+    published = inst.network_gbps is not None
     return NodeType(gpus_per_node=inst.gpus, vcpus=inst.vcpus, ram_bytes=inst.ram_bytes,
-                    local_nvme_bytes=inst.local_nvme_bytes, network_gbps=inst.network_gbps, rdma=inst.rdma,
-                    price_usd_per_hour=inst.price_usd_per_hour, instance=inst)
+                    local_nvme_bytes=inst.local_nvme_bytes,
+                    network_gbps=inst.network_gbps if published else assumed_network_gbps, rdma=inst.rdma,
+                    price_usd_per_hour=inst.price_usd_per_hour, instance=inst, network_published=published)
 
 
 def _pool(gpu: GpuSpec) -> tuple[InstanceSpec, ...]:
@@ -91,13 +96,14 @@ def _pool(gpu: GpuSpec) -> tuple[InstanceSpec, ...]:
 
 def training_instance(gpu: GpuSpec) -> InstanceSpec | None:
     """The instance repeated for multi-node runs: the most GPUs per node; among those RDMA first, then the
-    cheapest (unpriced last), then the fastest network."""
-    pool = _pool(gpu)
+    cheapest (unpriced last), then the fastest network. Instances whose network the provider does not
+    publish are never repeated: a multi-node plan's communication time depends on it."""
+    pool = tuple(i for i in _pool(gpu) if i.network_gbps is not None)
     if not pool:
         return None
     most = max(i.gpus for i in pool)
     return min((i for i in pool if i.gpus == most),
-               key=lambda i: (not i.has_rdma, instances._price_key(i), -i.network_gbps, i.slug))
+               key=lambda i: (not i.has_rdma, instances._price_key(i), -(i.network_gbps or 0.0), i.slug))
 
 
 def node_for_gpus(gpu: GpuSpec, gpus: int, assumptions: Assumptions) -> NodeType:
@@ -108,12 +114,15 @@ def node_for_gpus(gpu: GpuSpec, gpus: int, assumptions: Assumptions) -> NodeType
     ``training_instance`` repeated. Without a catalog instance: a generic node (``generic_node``).
     """
     pool = _pool(gpu)
+    generic = generic_node(gpu, assumptions)
     if not pool:
-        return generic_node(gpu, assumptions)
+        return generic
     single = [i for i in pool if i.gpus >= gpus]
     if single:
-        return node_from_instance(min(single, key=lambda i: (instances._price_key(i), i.gpus, i.slug)))
-    return node_from_instance(training_instance(gpu))
+        return node_from_instance(min(single, key=lambda i: (instances._price_key(i), i.gpus, i.slug)),
+                                  generic.network_gbps)
+    multi = training_instance(gpu)
+    return node_from_instance(multi, generic.network_gbps) if multi is not None else generic
 
 
 def billed_gpu_counts(gpu: GpuSpec, counts: list[int], assumptions: Assumptions) -> list[int]:

@@ -310,7 +310,10 @@ def _cluster_plan(ctx: PlanContext, ds: DatasetSize, deadline_s: float, n: int, 
         if node.ram_bytes is not None and ram["total"] > node.ram_bytes:
             notes.append(f"needs {ram['total'] / 2**30:,.0f} GiB host RAM per node, {node.instance.name} has "
                          f"{node.ram_bytes / 2**30:,.0f} GiB")
-        if rdma and not node.instance.has_rdma:
+        if not node.network_published:
+            notes.append(f"{node.instance.provider} does not publish the network of {node.instance.name}: "
+                         f"{network:g} Gbps per node assumed (a generic node of this GPU); ask the provider")
+        elif rdma and not node.instance.has_rdma:
             notes.append(f"{net_parts['comm_gbps']:,.0f} Gbps per node calls for RDMA; {node.instance.name} "
                          f"has none, so communication runs at {node.network_gbps:g} Gbps")
         if net_parts["comm_gbps"] > node.network_gbps:

@@ -6,7 +6,7 @@ without papermill. ``tests/test_golden.py`` fails when a number moves and shows 
 Changing a number is a deliberate act::
 
     python -m llmsizing.golden            # check: print the diff of every changed scenario, exit 1
-    python -m llmsizing.golden --update   # rewrite the golden files (review the git diff!)
+    python -m llmsizing.report.golden --update   # rewrite the golden files (review the git diff!)
     make golden                           # the same as --update
 
 Floats are stored with full ``repr`` precision and compared with a relative tolerance of
@@ -79,7 +79,7 @@ def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
 def diff_text(expected: dict[str, Any] | None, actual: dict[str, Any], name: str = "golden") -> str:
     """What changed, one line per value (``path: old -> new``), then a unified diff of the JSON."""
     if expected is None:
-        return f"{name}: no golden file yet (run: python -m llmsizing.golden --update)"
+        return f"{name}: no golden file yet (run: python -m llmsizing.report.golden --update)"
     old, new = _flatten(expected), _flatten(actual)
     lines = []
     for key in sorted(set(old) | set(new)):
