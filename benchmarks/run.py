@@ -17,6 +17,7 @@ def main() -> int:
         print(f"== {path.stem}")
         spec = importlib.util.spec_from_file_location(path.stem, path)
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = mod  # worker processes find the module's functions by name (pickling)
         t0 = time.perf_counter()
         try:
             spec.loader.exec_module(mod)

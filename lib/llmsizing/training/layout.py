@@ -39,5 +39,10 @@ def check_layout(spec: ModelSpec, setup: Any) -> None:
 
 def stage_layers(spec: ModelSpec, setup: Any, stage: int) -> range:
     """Decoder layers of pipeline stage ``stage``: contiguous blocks of ceil(L / pp)."""
-    per = math.ceil(spec.num_layers / setup.pp)
-    return range(stage * per, min(spec.num_layers, (stage + 1) * per))
+    return stage_layers_of(spec.num_layers, setup.pp, stage)
+
+
+def stage_layers_of(num_layers: int, pp: int, stage: int) -> range:
+    """Decoder layers of stage ``stage`` of ``pp`` over ``num_layers``: contiguous blocks of ceil(L / pp)."""
+    per = math.ceil(num_layers / pp)
+    return range(stage * per, min(num_layers, (stage + 1) * per))

@@ -31,6 +31,7 @@ activations, the last the head and the logits. Every stage is evaluated; the lar
 
 from __future__ import annotations
 
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ from llmsizing.lora import lora_matrix_elems, lora_target_modules
 from llmsizing.specs import GpuSpec, ModelSpec
 from llmsizing.training.activations import ACT_BYTES, activation_bytes, stage_activation_bytes
 from llmsizing.training.frameworks import Terms, resolve_terms
-from llmsizing.training.layout import check_layout, stage_layers
+from llmsizing.training.layout import check_layout, stage_layers, stage_layers_of
 from llmsizing.training.setup import FinetuneSetup
 from llmsizing.training.terms import (adapter_weight_bytes, backward_built_gradients_bytes, deepspeed_zero3_fp32_grad_bytes,
                                       eval_full_logits_bytes,
@@ -70,9 +71,18 @@ FP32 = 4
 # ----------------------------------------------------------------------------- sharding
 
 
+@lru_cache(maxsize=4096)
+def _stage_bounds(num_layers: int, pp: int, stage: int) -> tuple[int, int]:
+    """(first, past-the-last) decoder layer of ``stage``: the bounds of ``layout.stage_layers``, cached
+    because every module of every memory evaluation asks."""
+    r = stage_layers_of(num_layers, pp, stage)
+    return r.start, r.stop
+
+
 def _on_stage(m: Module, spec: ModelSpec, setup: FinetuneSetup, stage: int) -> bool:
     if m.layer >= 0:
-        return m.layer in stage_layers(spec, setup, stage)
+        lo, hi = _stage_bounds(spec.num_layers, setup.pp, stage)
+        return lo <= m.layer < hi
     if m.group in ("embedding", "position"):
         return stage == 0 or (spec.tie_embeddings and stage == setup.pp - 1)
     return stage == setup.pp - 1  # final norm, lm_head
@@ -132,26 +142,33 @@ def _experts_stay_16bit(m: Module, setup: FinetuneSetup) -> bool:
 # ----------------------------------------------------------------------------- trainable tensors
 
 
-def trainable_tensors(spec: ModelSpec, setup: FinetuneSetup) -> list[tuple[Module, int, int]]:
+def trainable_tensors(spec: ModelSpec, setup: FinetuneSetup) -> tuple[tuple[Module, int, int], ...]:
     """(module, elements per tensor, tensor count) of every trainable tensor, all stages, unsharded.
 
     Full: each module's weight (and bias); LoRA/QLoRA: the A (r × in) and B (out × r) matrices
     of every adapted copy.
     """
+    return _trainable_tensors(spec, setup.method, setup.lora_targets, setup.lora_rank)
+
+
+@lru_cache(maxsize=512)
+def _trainable_tensors(spec: ModelSpec, method: str, lora_targets: str, lora_rank: int
+                       ) -> tuple[tuple[Module, int, int], ...]:
+    """``trainable_tensors`` by the only setup fields it depends on (cached: every memory evaluation asks)."""
     out: list[tuple[Module, int, int]] = []
-    if setup.method == "full":
+    if method == "full":
         for m in model_modules(spec):
             if m.buffer:
                 continue
             out.append((m, m.weight_params, m.count))
             if m.bias:
                 out.append((m, m.out_features, m.count))
-        return out
-    for m in lora_target_modules(spec, setup.lora_targets):
-        a_elems, b_elems = lora_matrix_elems(m, setup.lora_rank)
+        return tuple(out)
+    for m in lora_target_modules(spec, lora_targets):
+        a_elems, b_elems = lora_matrix_elems(m, lora_rank)
         out.append((m, a_elems, m.count))
         out.append((m, b_elems, m.count))
-    return out
+    return tuple(out)
 
 
 def trainable_params(spec: ModelSpec, setup: FinetuneSetup) -> int:
@@ -250,6 +267,7 @@ def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptio
     g_full = g_sharded = opt_sharded = largest = head_grad = 0.0
     numel_opt = adapters = g_first = g_embed = 0.0
     experts_tensor: dict[int, float] = {}
+    opt_cache: dict[float, float] = {}
     first_layer = min(stage_layers(spec, setup, stage), default=-1)
     for n, copies, m in _local_trainable(spec, setup, stage):
         g_full += n * copies * gb
@@ -261,7 +279,10 @@ def model_states(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Assumptio
         g_embed += n * copies * gb if m.group in ("embedding", "position") else 0.0
         if m.group == "experts" and m.name.endswith(("gate_proj", "up_proj")):   # one fused (E, 2I, h) tensor
             experts_tensor[m.layer] = experts_tensor.get(m.layer, 0.0) + n * copies * ACT_BYTES[setup.precision]
-        per = optimizer_bytes_per_param(setup, n, a) * n * copies
+        per_param = opt_cache.get(n)
+        if per_param is None:   # one call per tensor shape: the assumptions it reads are recorded all the same
+            per_param = opt_cache[n] = optimizer_bytes_per_param(setup, n, a)
+        per = per_param * n * copies
         opt_sharded += per / (_zero_divisor(m, setup) if zero >= 1 else 1)
         numel_opt += n * copies / (_zero_divisor(m, setup) if zero >= 1 else 1)
         adapters += n * copies / (_zero_divisor(m, setup) if zero == 3 else 1)
@@ -330,14 +351,15 @@ def model_state_bytes(spec: ModelSpec, setup: FinetuneSetup, assumptions: Assump
     return {"weights": weights, "gradients": grads, "optimizer": optimizer, "total": weights + grads + optimizer}
 
 
-def _layer_param_bytes(spec: ModelSpec, setup: FinetuneSetup, layer: int) -> tuple[float, float]:
-    """(parameters, storage bytes) of decoder layer ``layer`` on one GPU before ZeRO."""
-    n = b = 0.0
+def _layer_param_bytes(spec: ModelSpec, setup: FinetuneSetup) -> dict[int, tuple[float, float]]:
+    """{decoder layer: (parameters, storage bytes) on one GPU before ZeRO}, in one pass over the modules."""
+    out: dict[int, tuple[float, float]] = {}
     for m in model_modules(spec):
-        if m.layer == layer:
-            n += m.params * _local_fraction(m, setup)
-            b += module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
-    return n, b
+        if m.layer >= 0:
+            f = _local_fraction(m, setup)
+            n, b = out.get(m.layer, (0.0, 0.0))
+            out[m.layer] = (n + m.params * f, b + module_compute_bytes(m, spec, setup) * f)
+    return out
 
 
 def _largest_layer_grad(spec: ModelSpec, setup: FinetuneSetup, stage: int) -> float:
@@ -360,7 +382,8 @@ def zero3_gather_bytes(spec: ModelSpec, setup: FinetuneSetup, stage: int, a: Ass
     """
     if setup.zero != 3:
         return 0.0
-    n_layer, b_layer = max((_layer_param_bytes(spec, setup, i) for i in stage_layers(spec, setup, stage)),
+    per_layer = _layer_param_bytes(spec, setup)
+    n_layer, b_layer = max((per_layer.get(i, (0.0, 0.0)) for i in stage_layers(spec, setup, stage)),
                            key=lambda nb: nb[1], default=(0.0, 0.0))
     outside = [module_compute_bytes(m, spec, setup) * _local_fraction(m, setup)
                for m in model_modules(spec) if m.layer < 0 and _on_stage(m, spec, setup, stage)]
