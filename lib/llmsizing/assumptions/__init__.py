@@ -93,6 +93,12 @@ def _coerce(a: Assumption, value: Any) -> Any:
 class Assumptions(Mapping[str, Any]):
     """Values of all assumptions, defaults overridden by ``overrides``; records what was read."""
 
+    @classmethod
+    def of(cls, assumptions: "Assumptions | Mapping[str, Any] | None") -> "Assumptions":
+        """The ``Assumptions`` to read: as given (so use is recorded on the caller's object), or built from
+        a mapping of overrides (None: the defaults). Every estimator's entry point takes either."""
+        return assumptions if isinstance(assumptions, Assumptions) else cls(assumptions or {})
+
     def __init__(self, overrides: Mapping[str, Any] | None = None):
         reg = registry()
         self._overrides: dict[str, Any] = {}

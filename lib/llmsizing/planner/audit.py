@@ -205,7 +205,7 @@ def _stated_layout(row: SeedRow, node_gpus: int) -> tuple[dict, bool, str]:
 def audit_row(row: SeedRow, *, deadline: str | float = "24h", language: str = "en",
               assumptions: Assumptions | Mapping | None = None) -> AuditRow:
     """Evaluate one row: stated layout, best layout on its GPUs, and the planner's recommendation."""
-    a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    a = Assumptions.of(assumptions)
     spec = catalog.load_model(row.model)
     gpu = catalog.load_gpu(row.gpu)
     common = dict(deadline=deadline, language=language, assumptions=a)

@@ -290,7 +290,7 @@ def serving_cluster(result: Any, assumptions: Assumptions | Mapping | None = Non
     cost per hour = nodes × price; tokens per hour = decode_tokens_per_s_per_user × users × 3600;
     $/M tokens = cost per hour / (tokens per hour / 10^6).
     """
-    a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    a = Assumptions.of(assumptions)
     gpu_name = _get(result, "gpu")
     if not gpu_name:
         raise ScenarioError("serving result has no 'gpu' key")

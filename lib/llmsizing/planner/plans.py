@@ -72,7 +72,7 @@ def plan_finetune(
     ``ScenarioError`` on bad input (one line naming the accepted forms); "does not fit" and "misses the
     deadline" are results, not errors.
     """
-    a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    a = Assumptions.of(assumptions)
     one_of(optimize, OPTIMIZE, "optimize")
     spec, g = _resolve(model, gpu, gpu_memory)
     req = Request(method=method, precision=precision, optimizer=optimizer, seq_len=seq_len, lora_rank=lora_rank,

@@ -167,9 +167,7 @@ def _vllm_large_defaults(gpu: GpuSpec, runtime_bytes: float, a: Mapping[str, Any
 
 def resolve_assumptions(assumptions: Assumptions | Mapping[str, Any] | None) -> Assumptions:
     """The ``Assumptions`` to read: as given, or built from an overrides mapping (None: the defaults)."""
-    if isinstance(assumptions, Assumptions):
-        return assumptions
-    return Assumptions(assumptions or {})
+    return Assumptions.of(assumptions)
 
 
 def snapshot(a: Assumptions, names: Sequence[str]) -> dict[str, Any]:

@@ -470,7 +470,7 @@ def activation_bytes(spec: ModelSpec, setup: Any, assumptions: Assumptions | dic
     (layers + lora + logits) and the first recomputed layer's backward (layers + lora +
     recompute_peak) — not the sum of the parts.
     """
-    a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    a = Assumptions.of(assumptions)
     check_layout(spec, setup)
     best: dict[str, float] | None = None
     for stage in range(setup.pp):

@@ -59,9 +59,7 @@ _RECOMPUTING_KERNELS = ("flash", "sdpa")
 
 
 def _assumptions(assumptions: Assumptions | dict | None) -> Assumptions:
-    if isinstance(assumptions, Assumptions):
-        return assumptions
-    return Assumptions(assumptions)
+    return Assumptions.of(assumptions)
 
 
 def _method(setup: Any) -> str:

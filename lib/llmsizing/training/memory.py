@@ -429,7 +429,7 @@ def reserved_bytes(allocated: float, a: Assumptions) -> float:
 
 
 def _assumptions(assumptions: Assumptions | dict | None) -> Assumptions:
-    return assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    return Assumptions.of(assumptions)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def memory_range(estimate_bytes: float, method: str, framework: str, gpu_memory_
                  assumptions: Assumptions | dict | None = None,
                  table: dict[str, list[float]] | None = None) -> MemoryRange:
     """The range of ``estimate_bytes`` for its class; ``tight`` when it crosses ``gpu_memory_bytes``."""
-    a = assumptions if isinstance(assumptions, Assumptions) else Assumptions(assumptions)
+    a = Assumptions.of(assumptions)
     ratios, basis = pooled_ratios(method, framework, residuals() if table is None else table,
                                   int(a["memory_range_min_cases"]))
     lo, hi = ratio_bounds(ratios, float(a["memory_range_floor_fraction"]))
